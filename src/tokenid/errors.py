@@ -1,0 +1,55 @@
+"""TokenID's exceptions, one small tree.
+
+    TokenIDError
+    ├── ConfigError            bad constructor argument or configuration (raised at construction)
+    ├── JournalError           the journal store cannot be opened or read (never raised into an LLM call)
+    └── EnforcementError       a local rule denied a call; also an ``openai.OpenAIError``
+        ├── BudgetExceeded
+        ├── ModelNotAllowed
+        └── RateLimitExceeded
+
+Denials subclass ``openai.OpenAIError`` so the SDK never retries them and existing
+``except openai.OpenAIError`` handlers keep catching them.
+"""
+
+from __future__ import annotations
+
+import openai
+
+__all__ = [
+    "BudgetExceeded",
+    "ConfigError",
+    "EnforcementError",
+    "JournalError",
+    "ModelNotAllowed",
+    "RateLimitExceeded",
+    "TokenIDError",
+]
+
+
+class TokenIDError(Exception):
+    """Base class of every error TokenID raises."""
+
+
+class ConfigError(TokenIDError, ValueError):
+    """A configuration value is wrong; the message names the key and what is accepted."""
+
+
+class JournalError(TokenIDError):
+    """The journal store could not be opened, migrated or read."""
+
+
+class EnforcementError(TokenIDError, openai.OpenAIError):
+    """A local enforcement rule denied the call before it left the process."""
+
+
+class BudgetExceeded(EnforcementError):
+    """A budget's limit would be exceeded by this call."""
+
+
+class ModelNotAllowed(EnforcementError):
+    """The model, deployment or endpoint is not allowed by a ceiling or allow/deny list."""
+
+
+class RateLimitExceeded(EnforcementError):
+    """A local rate limit has no capacity left for this call."""
