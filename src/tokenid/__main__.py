@@ -1,0 +1,3 @@
+from tokenid.cli import main
+
+main()

@@ -1,0 +1,526 @@
+"""One call's lifecycle: describe it, watch its response, and turn it into a journal row.
+
+The caller's thread only describes the call and collects what the HTTP response carried (status,
+headers, body bytes). Everything costly (JSON and SSE parsing, tokenizing for estimates, pricing)
+runs in :meth:`Call.to_row` on the journal's writer thread.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import TYPE_CHECKING, Any
+
+import openai
+
+from .journal.schema import COLUMNS
+from .usage import Usage, usage_from_json
+
+if TYPE_CHECKING:
+    import httpx2
+
+    from .journal import Journal
+    from .pricing import Pricer
+
+__all__ = ["Call", "ClientSettings", "endpoint_name"]
+
+log = logging.getLogger("tokenid")
+
+AZURE_HOST_SUFFIXES = (".openai.azure.com", ".cognitiveservices.azure.com", ".services.ai.azure.com")
+
+# path after the API prefix -> journal endpoint name
+_ENDPOINTS = {
+    "chat/completions": "chat.completions",
+    "completions": "completions",
+    "embeddings": "embeddings",
+    "responses": "responses",
+    "images/generations": "images.generate",
+    "images/edits": "images.edit",
+    "images/variations": "images.variation",
+    "audio/speech": "audio.speech",
+    "audio/transcriptions": "audio.transcriptions",
+    "audio/translations": "audio.translations",
+    "moderations": "moderations",
+    "batches": "batches",
+    "files": "files",
+    "uploads": "uploads",
+    "models": "models",
+    "fine_tuning/jobs": "fine_tuning.jobs",
+    "vector_stores": "vector_stores",
+    "assistants": "assistants",
+    "threads": "threads",
+    "threads/runs": "threads.runs",
+    "realtime/sessions": "realtime.sessions",
+}
+_PREFIX = re.compile(r"^/*(?:openai/)?(?:v1/)?(?:deployments/[^/]+/)?")
+_DEPLOYMENT_IN_PATH = re.compile(r"/deployments/([^/]+)/")
+_SECRET = re.compile(r"(?:sk-[A-Za-z0-9_\-*]{3,}|eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-.]+|Bearer\s+\S+)")
+_NANO = Decimal("1e-9")
+
+
+def endpoint_name(path: str) -> str:
+    """``/openai/deployments/x/chat/completions`` -> ``chat.completions``; unknown paths stay paths."""
+    rest = _PREFIX.sub("", path, count=1).rstrip("/")
+    name = _ENDPOINTS.get(rest)
+    if name is not None:
+        return name
+    if rest.startswith("threads/") and rest.endswith("/runs"):
+        return "threads.runs"
+    return "/" + rest
+
+
+def _redact(text: str | None) -> str | None:
+    return _SECRET.sub("[redacted]", text) if text else text
+
+
+@dataclass(slots=True)
+class ClientSettings:
+    """What a journaled client adds to the SDK client: where and how to journal."""
+
+    journal: Journal
+    pricer: Pricer
+    session_id: str | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
+    store_content: bool = False
+    inject_stream_usage: bool = True
+    azure: bool = False
+    api_version: str | None = None
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _new_id(ts: float) -> str:
+    # 48-bit milliseconds then 80 random bits: sortable by time, unique across processes
+    import os
+
+    return f"{int(ts * 1000):012x}{os.urandom(10).hex()}"
+
+
+def _decode(body: bytes, encoding: str | None) -> bytes:
+    if not encoding or encoding == "identity":
+        return body
+    if encoding in ("gzip", "x-gzip"):
+        return zlib.decompress(body, 16 + zlib.MAX_WBITS)
+    if encoding == "deflate":
+        try:
+            return zlib.decompress(body)
+        except zlib.error:
+            return zlib.decompress(body, -zlib.MAX_WBITS)
+    from httpx2 import _decoders  # brotli / zstd, when httpx2 has them
+
+    decoder = _decoders.SUPPORTED_DECODERS[encoding]()
+    return decoder.decode(body) + decoder.flush()
+
+
+def _sse_payloads(body: bytes) -> list[bytes]:
+    """The ``data:`` payload of every server-sent event, in order."""
+    payloads: list[bytes] = []
+    current: list[bytes] = []
+    for line in body.splitlines():
+        if not line:
+            if current:
+                payloads.append(b"\n".join(current))
+                current = []
+        elif line.startswith(b"data:"):
+            value = line[5:]
+            current.append(value[1:] if value.startswith(b" ") else value)
+    if current:
+        payloads.append(b"\n".join(current))
+    return payloads
+
+
+def _stream_text(payloads: list[bytes]) -> str:
+    """The generated text of a stream, for estimating completion tokens."""
+    parts: list[str] = []
+    for payload in payloads:
+        if payload.startswith(b"[DONE]"):
+            continue
+        try:
+            obj = json.loads(payload)
+        except ValueError:
+            continue
+        if not isinstance(obj, dict):
+            continue
+        if obj.get("type") == "response.output_text.delta" and isinstance(obj.get("delta"), str):
+            parts.append(obj["delta"])
+            continue
+        for choice in obj.get("choices") or ():
+            if not isinstance(choice, dict):
+                continue
+            delta = choice.get("delta")
+            if isinstance(delta, dict):
+                if isinstance(delta.get("content"), str):
+                    parts.append(delta["content"])
+                for call in delta.get("tool_calls") or ():
+                    fn = call.get("function") if isinstance(call, dict) else None
+                    if isinstance(fn, dict):
+                        parts.extend(v for v in (fn.get("name"), fn.get("arguments")) if isinstance(v, str))
+            elif isinstance(choice.get("text"), str):
+                parts.append(choice["text"])
+    return "".join(parts)
+
+
+def _response_text(obj: Mapping[str, Any]) -> str:
+    """Generated text of a non-streamed chat, completions or Responses result (for opt-in content)."""
+    parts: list[str] = []
+    for choice in obj.get("choices") or ():
+        if isinstance(choice, dict):
+            message = choice.get("message")
+            if isinstance(message, dict) and isinstance(message.get("content"), str):
+                parts.append(message["content"])
+            elif isinstance(choice.get("text"), str):
+                parts.append(choice["text"])
+    for item in obj.get("output") or ():
+        if isinstance(item, dict):
+            for part in item.get("content") or ():
+                if isinstance(part, dict) and isinstance(part.get("text"), str):
+                    parts.append(part["text"])
+    return "".join(parts)
+
+
+class Call:
+    """One logical call: created before sending, fed each attempt's response, journaled once."""
+
+    __slots__ = (
+        "api_version", "attempts", "body", "chunks", "complete", "content_type", "deployment", "encoding", "endpoint",
+        "error", "error_code", "error_message", "finished", "headers", "http_status", "injected_usage", "method",
+        "model_requested", "path", "provider", "request", "resource", "returned", "session_id", "settings", "started",
+        "status", "stream", "t0", "t_end", "t_first", "tags",
+    )
+
+    def __init__(self, settings: ClientSettings, *, method: str, path: str, body: Mapping[str, Any] | None,
+                 stream: bool, session_id: str | None, tags: Mapping[str, str]) -> None:
+        self.settings = settings
+        self.started = time.time()
+        self.t0 = time.perf_counter()
+        self.t_first: float | None = None
+        self.t_end: float | None = None
+        self.method = method
+        self.path = path
+        self.request = body
+        self.stream = stream
+        self.session_id = session_id
+        self.tags = tags
+        self.endpoint = endpoint_name(path)
+        self.model_requested = body.get("model") if body is not None and isinstance(body.get("model"), str) else None
+        self.provider = "azure_openai" if settings.azure else "openai"
+        self.api_version = settings.api_version
+        self.deployment: str | None = None
+        self.resource: str | None = None
+        self.injected_usage = False
+        self.attempts = 0
+        self.http_status: int | None = None
+        self.headers: httpx2.Headers | None = None
+        self.content_type = ""
+        self.encoding: str | None = None
+        self.body: bytes | None = None
+        self.chunks: list[bytes] | None = None
+        self.complete = False
+        self.returned = False
+        self.finished = False
+        self.status = "ok"
+        self.error: str | None = None
+        self.error_code: str | None = None
+        self.error_message: str | None = None
+
+    # -- fed from the client, on the caller's thread ------------------------------------------
+    def attempt(self, request: httpx2.Request) -> int:
+        """A request is about to be sent (first try, SDK retry or redirect)."""
+        self.attempts += 1
+        if self.attempts == 1:
+            url = request.url
+            host = url.host
+            self.resource = host
+            if not self.settings.azure and host.endswith(AZURE_HOST_SUFFIXES):
+                self.provider = "azure_openai"
+            match = _DEPLOYMENT_IN_PATH.search(url.path)
+            if match is not None:
+                self.deployment = match.group(1)
+                self.provider = "azure_openai"
+            elif self.provider == "azure_openai":
+                self.deployment = self.model_requested  # /openai/v1/... and /openai/responses take it in the body
+            if self.provider == "azure_openai":
+                self.api_version = url.params.get("api-version") or self.api_version
+        return self.attempts
+
+    def response(self, response: httpx2.Response, *, read: bool) -> None:
+        """An attempt got a response; ``read`` when its body is already in memory."""
+        self.http_status = response.status_code
+        self.headers = response.headers
+        self.content_type = response.headers.get("content-type", "")
+        self.encoding = None  # response.content is already decoded
+        if read:
+            self.body = response.content
+            self.chunks = None
+            self.complete = True
+        else:
+            self.body = None
+            self.complete = False
+
+    def body_done(self, attempt: int, chunks: list[bytes], complete: bool, encoding: str | None) -> None:
+        """A streamed body was read to its end, closed, or abandoned."""
+        if attempt != self.attempts or self.finished:
+            return  # a retried attempt's body, or already journaled
+        self.chunks = chunks
+        self.encoding = encoding
+        self.complete = complete or _ends_with_done(chunks)
+        if not self.complete and self.status == "ok":
+            self.status = "aborted"
+        if self.returned:
+            self.finish()
+
+    def first_byte(self) -> None:
+        if self.t_first is None:
+            self.t_first = time.perf_counter()
+
+    def returned_ok(self) -> None:
+        """``request()`` returned; journal now unless the body is still being streamed."""
+        self.returned = True
+        if self.complete or self.body is not None:
+            self.finish()
+
+    def failed(self, exc: BaseException) -> None:
+        """``request()`` or the stream raised."""
+        if self.finished:
+            return
+        self.status = "error"
+        self.error = type(exc).__name__
+        if isinstance(exc, openai.APIStatusError):
+            self.http_status = exc.status_code
+            self.headers = exc.response.headers
+            body = exc.body
+            if isinstance(body, Mapping):
+                code = body.get("code") or body.get("type")
+                self.error_code = str(code) if code is not None else None
+                inner = body.get("innererror")
+                if isinstance(inner, Mapping) and inner.get("code"):
+                    self.error_code = f"{self.error_code}:{inner['code']}" if self.error_code else str(inner["code"])
+        elif isinstance(exc, openai.APIError) and isinstance(exc.body, Mapping):
+            code = exc.body.get("code") or exc.body.get("type")
+            self.error_code = str(code) if code is not None else None
+        self.error_message = _redact(str(exc))[:2000] if str(exc) else None  # type: ignore[index]
+        self.returned = True
+        self.finish()
+
+    def abandoned(self, chunks: list[bytes] | None) -> None:
+        """The caller stopped iterating a stream before its end (``break``, ``close()``, garbage collection)."""
+        if self.finished:
+            return
+        if chunks is not None:
+            self.chunks = list(chunks)
+        if not _ends_with_done(self.chunks):
+            self.status = "aborted"
+        self.returned = True
+        self.finish()
+
+    def finish(self) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        self.t_end = time.perf_counter()
+        try:
+            self.settings.journal.record(self)
+        except Exception as exc:  # the journal must never break the caller
+            log.error("tokenid: could not queue a journal event: %s", exc)
+
+    # -- on the writer thread -----------------------------------------------------------------
+    def to_row(self) -> tuple[Any, ...]:
+        return self._row(self._meter())
+
+    def fallback_row(self, error: BaseException) -> tuple[Any, ...]:
+        return self._row({"usage_source": "missing", "unpriced_reason": f"metering failed: {type(error).__name__}"})
+
+    def _meter(self) -> dict[str, Any]:
+        """Usage, served model, price and (opt-in) content from what the response carried."""
+        out: dict[str, Any] = {}
+        usage: Usage | None = None
+        model_served: str | None = None
+        text: str | None = None
+        payload_obj: Mapping[str, Any] | None = None
+        body = self.body
+        if body is None and self.chunks is not None:
+            body = _decode(b"".join(self.chunks), self.encoding)
+        is_sse = "event-stream" in self.content_type or (self.stream and body is not None and body.lstrip()[:5] in (
+            b"data:", b"event"))
+        if body and is_sse:
+            payloads = _sse_payloads(body)
+            usage, model_served, usage_model = _stream_usage(payloads)
+            if usage_model is not None:
+                model_served = usage_model
+            if usage is None or self.settings.store_content:
+                text = _stream_text(payloads)
+        elif body and "json" in self.content_type:
+            try:
+                obj = json.loads(body)
+            except ValueError:
+                obj = None
+            if isinstance(obj, dict):
+                payload_obj = obj
+                usage = usage_from_json(obj.get("usage"))
+                model = obj.get("model")
+                model_served = model if isinstance(model, str) and model else None
+                if self.settings.store_content:
+                    text = _response_text(obj)
+        if usage is not None:
+            out["usage_source"] = "reported"
+        elif self.stream and self.status != "error" and text is not None:
+            usage = self._estimate(text, model_served)
+            out["usage_source"] = "estimated" if usage is not None else "missing"
+        else:
+            out["usage_source"] = "missing"
+        out["usage"] = usage
+        out["model_served"] = model_served
+        if self.status == "error" or usage is None:
+            out["unpriced_reason"] = "error response" if self.status == "error" else "no usage"
+        else:
+            priced = self.settings.pricer.price(
+                provider=self.provider, usage=usage, model_served=model_served, model_requested=self.model_requested,
+                deployment=self.deployment, at=datetime.fromtimestamp(self.started, tz=timezone.utc))
+            out["priced"] = priced
+        if self.settings.store_content:
+            out["content"] = {"request": self.request, "response_text": text}
+        del payload_obj
+        return out
+
+    def _estimate(self, text: str, model_served: str | None) -> Usage | None:
+        from . import tokens
+
+        model = model_served or self.model_requested
+        try:
+            prompt = tokens.count_input_tokens(self.request or {}, model)
+            completion = tokens.count_text_tokens(text, model)
+        except Exception as exc:
+            log.warning("tokenid: token estimate failed: %s", exc)
+            return None
+        return Usage(input_tokens=prompt, output_tokens=completion, total_tokens=prompt + completion)
+
+    def _row(self, metered: Mapping[str, Any]) -> tuple[Any, ...]:
+        t_end = self.t_end if self.t_end is not None else time.perf_counter()
+        usage: Usage | None = metered.get("usage")
+        priced = metered.get("priced")
+        cost: Decimal | None = priced.cost_usd if priced is not None else None
+        headers = self.headers
+        region = request_id = None
+        if headers is not None:
+            region = headers.get("x-ms-region")
+            request_id = headers.get("x-request-id") or headers.get("apim-request-id")
+        row: dict[str, Any] = {
+            "id": _new_id(self.started),
+            "started_at": _iso(self.started),
+            "ended_at": _iso(self.started + (t_end - self.t0)),
+            "latency_ms": round((t_end - self.t0) * 1000, 3),
+            "ttft_ms": round((self.t_first - self.t0) * 1000, 3) if self.stream and self.t_first else None,
+            "session_id": self.session_id,
+            "tags": json.dumps(dict(self.tags), sort_keys=True) if self.tags else None,
+            "provider": self.provider,
+            "endpoint": self.endpoint,
+            "method": self.method.upper(),
+            "path": self.path,
+            "resource": self.resource,
+            "region": region,
+            "api_version": self.api_version if self.provider == "azure_openai" else None,
+            "deployment": self.deployment,
+            "model_requested": self.model_requested,
+            "model_served": metered.get("model_served"),
+            "usage_source": metered["usage_source"],
+            "status": self.status,
+            "http_status": self.http_status,
+            "error_type": self.error,
+            "error_code": self.error_code,
+            "error_message": self.error_message,
+            "request_id": request_id,
+            "attempts": self.attempts,
+            "stream": int(self.stream),
+            "cache_hit": 0,
+            "unpriced_reason": metered.get("unpriced_reason"),
+        }
+        if usage is not None:
+            row.update(
+                input_tokens=usage.input_tokens, cached_input_tokens=usage.cached_input_tokens,
+                output_tokens=usage.output_tokens, reasoning_tokens=usage.reasoning_tokens,
+                audio_input_tokens=usage.audio_input_tokens, audio_output_tokens=usage.audio_output_tokens,
+                cache_write_tokens=usage.cache_write_tokens,
+                total_tokens=usage.total_tokens if usage.total_tokens is not None
+                else usage.input_tokens + usage.output_tokens,
+            )
+        if priced is not None:
+            row.update(
+                canonical_model=priced.canonical_model, deployment_type=priced.deployment_type,
+                model_resolved_by=priced.resolved_by, price_source=priced.price_source,
+                unpriced_reason=priced.unpriced_reason,
+            )
+            if cost is not None:
+                row["cost_usd"] = str(cost)
+                row["cost_nanousd"] = int((cost / _NANO).to_integral_value(ROUND_HALF_EVEN))
+        if "content" in metered:
+            row["content"] = json.dumps(metered["content"], default=str)
+        return tuple(row.get(name) for name in COLUMNS)
+
+
+def _ends_with_done(chunks: list[bytes] | None) -> bool:
+    if not chunks:
+        return False
+    tail = b"".join(chunks[-2:])
+    return b"[DONE]" in tail[-64:]
+
+
+_NULL_USAGE = (b'"usage":null', b'"usage": null')
+
+
+def _stream_usage(payloads: list[bytes]) -> tuple[Usage | None, str | None, str | None]:
+    """(usage, first served model, model of the usage-bearing event) of an SSE body.
+
+    Only events that may carry usage or a model are JSON-decoded: a stream is scanned once, from the end.
+    """
+    usage: Usage | None = None
+    usage_model: str | None = None
+    for payload in reversed(payloads):
+        if b'"usage"' not in payload:
+            continue
+        if payload.count(b'"usage"') == sum(payload.count(n) for n in _NULL_USAGE):
+            continue
+        try:
+            obj = json.loads(payload)
+        except ValueError:
+            continue
+        if not isinstance(obj, dict):
+            continue
+        holder = obj.get("response") if isinstance(obj.get("response"), dict) else obj
+        found = usage_from_json(holder.get("usage"))
+        if found is None and holder is not obj:
+            found = usage_from_json(obj.get("usage"))
+        if found is not None:
+            usage = found
+            if holder is not obj and isinstance(holder.get("model"), str) and holder["model"]:
+                usage_model = holder["model"]
+            break
+    first_model: str | None = None
+    for payload in payloads:
+        if b'"model"' not in payload:
+            continue
+        match = _MODEL.search(payload)
+        if match is None:
+            continue
+        try:
+            obj = json.loads(payload)
+        except ValueError:
+            continue
+        if isinstance(obj, dict):
+            holder = obj.get("response") if isinstance(obj.get("response"), dict) else obj
+            model = holder.get("model")
+            if isinstance(model, str) and model:
+                first_model = model
+                break
+    return usage, first_model, usage_model
+
+
+_MODEL = re.compile(rb'"model"\s*:\s*"[^"]')

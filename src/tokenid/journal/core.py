@@ -1,0 +1,252 @@
+"""The journal: an in-memory queue the caller appends to, and a writer thread that stores batches.
+
+``record()`` is the only thing an LLM call does here: an append to a deque. Turning a finished
+call into a row (usage parsing, tokenizing, pricing) happens on the writer thread. When the store
+cannot take a batch, the rows go to a spool file beside it and are loaded on the next open, so
+nothing is lost silently.
+"""
+
+from __future__ import annotations
+
+import atexit
+import itertools
+import json
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from ..errors import ConfigError, JournalError
+from .paths import default_journal_target
+from .schema import COLUMNS
+from .sqlite import SQLiteStore
+
+__all__ = ["Journal", "Pending", "get_journal"]
+
+log = logging.getLogger("tokenid.journal")
+
+
+class Pending(Protocol):
+    """Something the writer thread can turn into a journal row."""
+
+    def to_row(self) -> tuple[Any, ...]: ...
+
+    def fallback_row(self, error: BaseException) -> tuple[Any, ...]: ...
+
+
+class Journal:
+    """A journal file plus its background writer. Share one per file per process (:func:`get_journal`)."""
+
+    def __init__(self, target: str | os.PathLike[str] | None = None, *, batch_size: int = 5000,
+                 flush_interval: float = 0.2) -> None:
+        self.path = _resolve_path(target)
+        self.batch_size = batch_size
+        self.flush_interval = flush_interval
+        self.store = SQLiteStore(self.path)
+        self.spool_dir = self.path.with_name(self.path.name + ".spool")
+        self._reset_runtime()
+        self._load_spool()
+
+    def _reset_runtime(self) -> None:
+        self._queue: deque[Pending] = deque()
+        self._submitted = itertools.count(1)
+        self._last_submitted = 0
+        self._processed = 0
+        self._wake = threading.Event()
+        self._done = threading.Condition()
+        self._start_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self.stats = {"written": 0, "spooled": 0, "row_errors": 0}
+
+    # -- the caller's side -------------------------------------------------------------------
+    def record(self, item: Pending) -> None:
+        """Queue a finished call. Never blocks on disk and never raises."""
+        self._queue.append(item)
+        self._last_submitted = next(self._submitted)
+        thread = self._thread
+        if thread is None or not thread.is_alive():
+            self._start()
+        elif len(self._queue) >= self.batch_size:
+            self._wake.set()
+
+    def flush(self, timeout: float | None = 30.0) -> bool:
+        """Write everything queued so far; True when it all reached the store (or the spool)."""
+        target = self._last_submitted
+        thread = self._thread
+        if thread is None or not thread.is_alive():
+            self._drain()  # no writer (interpreter exit, after fork): write inline
+            return self._processed >= target
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._done:
+            while self._processed < target:
+                self._wake.set()
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._done.wait(0.05 if remaining is None else min(0.05, remaining))
+        return True
+
+    def close(self) -> None:
+        """Flush and stop the writer. The journal can still be read afterwards."""
+        self.flush()
+        self._closed = True
+        self._wake.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(5)
+        self._drain()
+
+    # -- the writer's side -------------------------------------------------------------------
+    def _start(self) -> None:
+        with self._start_lock:
+            if self._thread is not None and self._thread.is_alive():
+                return
+            self._thread = threading.Thread(target=self._run, name=f"tokenid-journal:{self.path.name}", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while not self._closed:
+            self._wake.wait(self.flush_interval)
+            self._wake.clear()
+            self._drain()
+
+    def _drain(self) -> None:
+        while self._queue:
+            batch: list[Pending] = []
+            try:
+                while len(batch) < self.batch_size:
+                    batch.append(self._queue.popleft())
+            except IndexError:
+                pass
+            rows = [self._row(item) for item in batch]
+            self._write(rows)
+            with self._done:
+                self._processed += len(batch)
+                self._done.notify_all()
+
+    def _row(self, item: Pending) -> tuple[Any, ...]:
+        try:
+            return item.to_row()
+        except Exception as exc:  # a bug in metering must not lose the call: keep what is known
+            self.stats["row_errors"] += 1
+            log.warning("tokenid: could not meter a call (%s: %s); journaled without usage", type(exc).__name__, exc)
+            return item.fallback_row(exc)
+
+    def _write(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        for attempt in range(5):
+            try:
+                self.store.insert(rows)
+                self.stats["written"] += len(rows)
+                return
+            except sqlite3.OperationalError as exc:
+                error: Exception = exc
+                time.sleep(0.05 * 2**attempt)
+            except Exception as exc:
+                error = exc
+                break
+        self._spool(rows, error)
+
+    def _spool(self, rows: Sequence[tuple[Any, ...]], error: BaseException) -> None:
+        try:
+            self.spool_dir.mkdir(parents=True, exist_ok=True)
+            name = self.spool_dir / f"{os.getpid()}-{time.time_ns()}.jsonl"
+            with open(name, "w", encoding="utf-8") as fh:
+                for row in rows:
+                    fh.write(json.dumps(row, default=str) + "\n")
+            self.stats["spooled"] += len(rows)
+            log.error("tokenid: journal store failed (%s); %d events spooled to %s", error, len(rows), name)
+        except OSError as exc:
+            log.critical("tokenid: journal store failed (%s) and spooling failed (%s): %d events lost",
+                         error, exc, len(rows))
+
+    def _load_spool(self) -> None:
+        if not self.spool_dir.is_dir():
+            return
+        for file in sorted(self.spool_dir.glob("*.jsonl")):
+            claimed = file.with_suffix(f".loading-{os.getpid()}")
+            try:
+                file.rename(claimed)  # atomic: only one process loads a spool file
+            except OSError:
+                continue
+            try:
+                with open(claimed, encoding="utf-8") as fh:
+                    rows = [tuple(json.loads(line)) for line in fh if line.strip()]
+                self.store.insert([r for r in rows if len(r) == len(COLUMNS)])
+                claimed.unlink()
+            except (OSError, ValueError, sqlite3.Error) as exc:
+                log.error("tokenid: could not load spooled events from %s: %s", claimed, exc)
+
+    # -- reading -----------------------------------------------------------------------------
+    def events(self, *, session_id: str | None = None) -> list[dict[str, Any]]:
+        """Every stored event (optionally one session's), oldest first. Call :meth:`flush` first."""
+        if session_id is None:
+            return list(self.store.iter_events())
+        return list(self.store.iter_events("session_id = ?", (session_id,)))
+
+    def iter_events(self, where: str = "", params: Sequence[Any] = ()) -> Iterator[dict[str, Any]]:
+        return self.store.iter_events(where, params)
+
+    def __repr__(self) -> str:
+        return f"Journal({str(self.path)!r})"
+
+
+def _resolve_path(target: str | os.PathLike[str] | None) -> Path:
+    raw = os.fspath(target) if target is not None else default_journal_target()
+    if not isinstance(raw, str) or not raw:
+        raise ConfigError(f"journal must be a path, a sqlite:/// URL or a Journal, got {target!r}")
+    if raw.startswith(("postgresql://", "postgres://")):
+        raise ConfigError("journal: PostgreSQL journals are not available in this version; use a SQLite path")
+    if raw.startswith("sqlite:///"):
+        raw = raw[len("sqlite:///"):]
+        raw = "/" + raw if raw and not raw.startswith("/") and raw[1:2] != ":" and os.name != "nt" else raw
+    elif "://" in raw:
+        raise ConfigError(f"journal: unsupported URL scheme in {raw!r}; accepted: a file path or sqlite:///PATH")
+    return Path(raw).expanduser().resolve()
+
+
+_JOURNALS: dict[Path, Journal] = {}
+_REGISTRY_LOCK = threading.Lock()
+
+
+def get_journal(target: Journal | str | os.PathLike[str] | None = None) -> Journal:
+    """The process-wide Journal for a path (``None``: the default path); created on first use."""
+    if isinstance(target, Journal):
+        return target
+    path = _resolve_path(target)
+    with _REGISTRY_LOCK:
+        journal = _JOURNALS.get(path)
+        if journal is None:
+            try:
+                journal = _JOURNALS[path] = Journal(path)
+            except JournalError:
+                raise
+            except (OSError, sqlite3.Error) as exc:
+                raise JournalError(f"cannot open the journal at {path}: {exc}") from exc
+        return journal
+
+
+@atexit.register
+def _flush_all_at_exit() -> None:
+    for journal in list(_JOURNALS.values()):
+        try:
+            journal.close()
+        except Exception as exc:  # at exit there is nobody left to raise to
+            log.error("tokenid: flushing %s at exit failed: %s", journal.path, exc)
+
+
+def _after_fork_in_child() -> None:
+    # The parent's writer thread and SQLite connections do not exist in the child; the queued
+    # items are the parent's to write, so the child starts empty.
+    for journal in _JOURNALS.values():
+        journal._reset_runtime()
+        journal.store._local = threading.local()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

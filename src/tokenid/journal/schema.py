@@ -1,0 +1,81 @@
+"""The journal event: its columns, in order, and the SQL migrations that create them.
+
+One row per logical call. Field names follow ``shared/DESIGN.md``; other tools read them from
+``tokenid export``, so a rename is a breaking change. Money is stored twice: ``cost_usd`` as the
+exact decimal text and ``cost_nanousd`` as an integer so SQL can sum it without floats.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = ["COLUMNS", "INT_COLUMNS", "JSON_COLUMNS", "MIGRATIONS", "SCHEMA_VERSION"]
+
+# (name, SQL type) in storage order
+_COLUMN_TYPES: Final[tuple[tuple[str, str], ...]] = (
+    ("id", "TEXT PRIMARY KEY"),
+    ("started_at", "TEXT NOT NULL"),
+    ("ended_at", "TEXT"),
+    ("latency_ms", "REAL"),
+    ("ttft_ms", "REAL"),
+    ("session_id", "TEXT"),
+    ("tags", "TEXT"),
+    ("provider", "TEXT NOT NULL"),
+    ("endpoint", "TEXT NOT NULL"),
+    ("method", "TEXT"),
+    ("path", "TEXT"),
+    ("resource", "TEXT"),
+    ("region", "TEXT"),
+    ("api_version", "TEXT"),
+    ("deployment", "TEXT"),
+    ("model_requested", "TEXT"),
+    ("model_served", "TEXT"),
+    ("canonical_model", "TEXT"),
+    ("deployment_type", "TEXT"),
+    ("model_resolved_by", "TEXT"),
+    ("input_tokens", "INTEGER"),
+    ("cached_input_tokens", "INTEGER"),
+    ("output_tokens", "INTEGER"),
+    ("reasoning_tokens", "INTEGER"),
+    ("audio_input_tokens", "INTEGER"),
+    ("audio_output_tokens", "INTEGER"),
+    ("cache_write_tokens", "INTEGER"),
+    ("total_tokens", "INTEGER"),
+    ("units", "TEXT"),
+    ("usage_source", "TEXT NOT NULL"),
+    ("cost_usd", "TEXT"),
+    ("cost_nanousd", "INTEGER"),
+    ("price_source", "TEXT"),
+    ("unpriced_reason", "TEXT"),
+    ("status", "TEXT NOT NULL"),
+    ("http_status", "INTEGER"),
+    ("error_type", "TEXT"),
+    ("error_code", "TEXT"),
+    ("error_message", "TEXT"),
+    ("request_id", "TEXT"),
+    ("enforcement", "TEXT"),
+    ("attempts", "INTEGER"),
+    ("route", "TEXT"),
+    ("stream", "INTEGER"),
+    ("cache_hit", "INTEGER"),
+    ("content", "TEXT"),
+)
+
+COLUMNS: Final[tuple[str, ...]] = tuple(name for name, _ in _COLUMN_TYPES)
+JSON_COLUMNS: Final[frozenset[str]] = frozenset({"tags", "units", "enforcement", "route", "content"})
+INT_COLUMNS: Final[frozenset[str]] = frozenset(n for n, t in _COLUMN_TYPES if t.startswith("INTEGER"))
+BOOL_COLUMNS: Final[frozenset[str]] = frozenset({"stream", "cache_hit"})
+
+_CREATE_EVENTS = "CREATE TABLE events (\n  " + ",\n  ".join(f"{n} {t}" for n, t in _COLUMN_TYPES) + "\n)"
+
+# Each entry upgrades the schema by one version; never edit a released entry, append a new one.
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
+    (
+        _CREATE_EVENTS,
+        "CREATE INDEX events_started_at ON events (started_at)",
+        "CREATE INDEX events_session ON events (session_id, started_at)",
+        "CREATE INDEX events_deployment ON events (deployment, started_at)",
+        "CREATE INDEX events_model ON events (canonical_model, started_at)",
+    ),
+)
+SCHEMA_VERSION: Final[int] = len(MIGRATIONS)

@@ -1,0 +1,113 @@
+"""SQLite store: WAL mode, versioned migrations, batched inserts, simple parameterised reads.
+
+Several processes may write one file: WAL lets readers and one writer work at once, and a
+generous busy timeout makes concurrent writers queue instead of failing.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..errors import JournalError
+from .schema import BOOL_COLUMNS, COLUMNS, JSON_COLUMNS, MIGRATIONS, SCHEMA_VERSION
+
+__all__ = ["SQLiteStore"]
+
+_INSERT = f"INSERT OR IGNORE INTO events ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+_BUSY_TIMEOUT_MS = 60_000
+
+
+class SQLiteStore:
+    """One SQLite journal file. Each thread gets its own connection."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._migrate(self._connection())
+        except (sqlite3.Error, OSError) as exc:
+            raise JournalError(f"cannot open the journal at {path}: {exc}") from exc
+
+    def _connection(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                                   check_same_thread=False)
+            conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            self._local.conn = conn
+        return conn
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise JournalError(
+                f"{self.path} has journal schema v{version}, newer than this TokenID (v{SCHEMA_VERSION}): upgrade tokenid"
+            )
+        if version == SCHEMA_VERSION:
+            return
+        conn.execute("BEGIN IMMEDIATE")  # one process migrates; the others wait, then see the new version
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            for step in MIGRATIONS[version:]:
+                for statement in step:
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def insert(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Insert rows (tuples in ``COLUMNS`` order) in one transaction."""
+        conn = self._connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(_INSERT, rows)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        """Run a read-only parameterised query."""
+        conn = self._connection()
+        conn.row_factory = sqlite3.Row
+        try:
+            return list(conn.execute(sql, params))
+        finally:
+            conn.row_factory = None
+
+    def iter_events(self, where: str = "", params: Sequence[Any] = (), order: str = "started_at, id") -> Iterator[
+            dict[str, Any]]:
+        """Events as dicts with JSON columns decoded and booleans restored."""
+        sql = f"SELECT {', '.join(COLUMNS)} FROM events {('WHERE ' + where) if where else ''} ORDER BY {order}"
+        conn = self._connection()
+        for values in conn.execute(sql, params):
+            yield decode_row(values)
+
+    def close(self) -> None:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+
+def decode_row(values: Sequence[Any]) -> dict[str, Any]:
+    """Turn a stored row into the event dict that export and the API show."""
+    event = dict(zip(COLUMNS, values, strict=True))
+    for name in JSON_COLUMNS:
+        raw = event[name]
+        event[name] = json.loads(raw) if raw else None
+    for name in BOOL_COLUMNS:
+        if event[name] is not None:
+            event[name] = bool(event[name])
+    event.pop("cost_nanousd", None)
+    return event

@@ -1,0 +1,136 @@
+"""The genai-prices catalogue seen through TokenID's eyes: model lookup and per-token rate cards.
+
+Everything that touches genai-prices lives here, so an upgrade of that library is one file's problem. TokenID uses
+genai-prices only to find a model and read its list prices; the arithmetic is TokenID's own (see ``rates.py``)
+because ``genai_prices.calc_price`` raises on usages TokenID must still price (cached *and* audio tokens reported
+without the cached-audio split) and cannot apply overrides or Azure deployment-type multipliers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from types import MappingProxyType
+
+import genai_prices
+from genai_prices.data_snapshot import DataSnapshot, get_snapshot
+from genai_prices.types import (
+    ConditionalPrice,
+    ModelInfo,
+    ModelPrice,
+    StartDateConstraint,
+    TieredPrices,
+    TimeOfDateConstraint,
+)
+
+from tokenid.pricing.rates import Rates, TieredRates
+
+__all__ = [
+    "GENAI_PROVIDER_IDS",
+    "PRICE_KEY_TO_RATE",
+    "CatalogPrice",
+    "Constraint",
+    "catalog_prices",
+    "current_snapshot",
+    "find_model",
+    "source_label",
+]
+
+#: TokenID provider -> genai-prices provider id. genai-prices' "azure" provider prices OpenAI models through its
+#: fallback to "openai" (Global list prices) and adds Azure-only entries (e.g. ``ada`` = text-embedding-ada-002).
+GENAI_PROVIDER_IDS: Mapping[str, str] = MappingProxyType({"openai": "openai", "azure_openai": "azure"})
+
+#: genai-prices price keys (per million tokens) -> :class:`Rates` field. Other keys (web/file searches, audio
+#: hours, characters, output image tokens) price things ``Usage`` does not count and are reported, not used.
+PRICE_KEY_TO_RATE: Mapping[str, str] = MappingProxyType(
+    {
+        "input_mtok": "input",
+        "output_mtok": "output",
+        "cache_read_mtok": "cached_input",
+        "cache_write_mtok": "cache_write",
+        "input_audio_mtok": "audio_input",
+        "output_audio_mtok": "audio_output",
+        "cache_audio_read_mtok": "cached_audio_input",
+        "input_image_mtok": "image_input",
+        "cache_image_read_mtok": "cached_image_input",
+    }
+)
+
+Constraint = StartDateConstraint | TimeOfDateConstraint
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogPrice:
+    """One dated price of a catalogue model: ``rates`` is None when it has no per-token price at all."""
+
+    constraint: Constraint | None
+    rates: TieredRates | None
+    other_units: tuple[str, ...]
+
+
+def current_snapshot() -> DataSnapshot:
+    """The price data genai-prices is using now (bundled, or replaced by its auto-updater)."""
+    return get_snapshot()
+
+
+def source_label(snapshot: DataSnapshot) -> str:
+    """``price_source`` text for list prices, e.g. ``genai-prices 0.2.3``."""
+    label = f"genai-prices {genai_prices.__version__}"
+    if snapshot.from_auto_update:
+        label += f" (data {snapshot.timestamp:%Y-%m-%d})"
+    return label
+
+
+def find_model(snapshot: DataSnapshot, name: str, provider: str) -> ModelInfo | None:
+    """The catalogue model ``name`` matches under TokenID ``provider``, or None."""
+    provider_id = GENAI_PROVIDER_IDS.get(provider, provider)
+    try:
+        return snapshot.find_provider_model(name, None, provider_id, None)[1]
+    except LookupError:
+        return None
+
+
+def catalog_prices(model: ModelInfo) -> tuple[CatalogPrice, ...]:
+    """Every dated price of ``model`` in catalogue order (the last active one applies, else the first)."""
+    if isinstance(model.prices, ModelPrice):
+        conditional = [ConditionalPrice(prices=model.prices)]
+    else:
+        conditional = list(model.prices)
+    return tuple(_convert(price.constraint, price.prices) for price in conditional)
+
+
+def _convert(constraint: Constraint | None, price: ModelPrice) -> CatalogPrice:
+    token_prices: dict[str, Decimal | TieredPrices] = {}
+    others: list[str] = []
+    for key, value in vars(price).items():
+        if value is None or key.startswith("_"):
+            continue
+        rate_field = PRICE_KEY_TO_RATE.get(key)
+        if rate_field is not None and isinstance(value, Decimal | TieredPrices):
+            token_prices[rate_field] = value
+        else:
+            others.append(key)
+    if not token_prices:
+        return CatalogPrice(constraint, None, tuple(others))
+    thresholds = sorted(
+        {tier.start for value in token_prices.values() if isinstance(value, TieredPrices) for tier in value.tiers}
+    )
+    base = _rates_at(token_prices, None)
+    tiers = tuple((threshold, _rates_at(token_prices, threshold)) for threshold in thresholds)
+    return CatalogPrice(constraint, TieredRates(base, tiers), tuple(others))
+
+
+def _rates_at(token_prices: Mapping[str, Decimal | TieredPrices], threshold: int | None) -> Rates:
+    """Flat rates for calls whose input exceeds ``threshold`` (None: below every tier)."""
+    flat: dict[str, Decimal] = {}
+    for rate_field, value in token_prices.items():
+        if isinstance(value, Decimal):
+            flat[rate_field] = value
+            continue
+        chosen = value.base
+        for tier in sorted(value.tiers, key=lambda t: t.start):
+            if threshold is not None and tier.start <= threshold:
+                chosen = tier.price
+        flat[rate_field] = chosen
+    return Rates(**flat)

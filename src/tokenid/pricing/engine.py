@@ -1,0 +1,389 @@
+"""The pricer: resolves which model a call ran on and what its tokens cost, cheaply enough to run per call.
+
+Resolution (which model, which rates, which deployment-type multiplier) depends only on provider, deployment and
+model names, so it is cached per ``(provider, deployment, served model, requested model)``; each call then does
+integer bucketing and a handful of exact ``Decimal`` multiplications. ``price()`` never raises for data it is
+given: a call that cannot be priced gets ``cost_usd=None`` and an ``unpriced_reason``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from decimal import Decimal
+from functools import lru_cache
+
+from genai_prices.data_snapshot import DataSnapshot
+
+from tokenid.errors import ConfigError
+from tokenid.pricing import catalog
+from tokenid.pricing.catalog import CatalogPrice
+from tokenid.pricing.deployments import (
+    DEFAULT_DEPLOYMENT_TYPE,
+    DeploymentSpec,
+    normalize_deployment_type,
+    parse_deployments,
+)
+from tokenid.pricing.explain import PriceExplanation, build_notes
+from tokenid.pricing.models import ModelNames
+from tokenid.pricing.multipliers import NO_PREMIUM_EQUIVALENT, parse_deployment_multipliers, parse_model_set
+from tokenid.pricing.rates import (
+    _CTX,
+    MissingRateError,
+    Rates,
+    TieredRates,
+    component_costs,
+    parse_price_overrides,
+    price_tokens,
+    split_tokens,
+)
+from tokenid.usage import Usage
+
+__all__ = ["PROVIDERS", "PROVISIONED_SOURCE", "RESOLVED_BY", "PriceResult", "Pricer"]
+
+#: Providers ``price()`` understands.
+PROVIDERS: tuple[str, ...] = ("openai", "azure_openai")
+#: Values of ``PriceResult.resolved_by``, most to least trustworthy.
+RESOLVED_BY: tuple[str, ...] = ("deployment_map", "response_model", "request_model", "deployment_name_guess")
+#: ``price_source`` of a call on a provisioned (PTU) deployment.
+PROVISIONED_SOURCE = "provisioned: capacity cost, not per token"
+
+_ONE = Decimal(1)
+_ZERO = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class PriceResult:
+    """The priced cost of one call, and how it was arrived at.
+
+    ``cost_usd`` is exact (never rounded) and None when the call could not be priced, in which case
+    ``unpriced_reason`` says why; Decimal 0 means the call genuinely cost nothing at the margin (zero tokens,
+    a free model, a provisioned deployment). ``multiplier`` is the deployment-type factor applied to ``rates``
+    (list or override rates per million tokens, before the factor).
+    """
+
+    cost_usd: Decimal | None
+    canonical_model: str | None
+    deployment_type: str | None
+    resolved_by: str | None
+    price_source: str | None
+    unpriced_reason: str | None = None
+    multiplier: Decimal | None = None
+    rates: Rates | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Match:
+    canonical: str
+    resolved_by: str
+    catalog_model: str | None
+    catalog_prices: tuple[CatalogPrice, ...]
+    override: tuple[str, Rates] | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Resolution:
+    """Everything about a call's price that does not depend on its token counts or time."""
+
+    canonical_model: str | None
+    resolved_by: str | None
+    deployment_type: str | None
+    price_source: str | None
+    multiplier: Decimal | None
+    prices: tuple[CatalogPrice, ...] = ()
+    fixed_cost: Decimal | None = None
+    reason: str | None = None
+    catalog_model: str | None = None
+    in_deployment_map: bool = False
+
+
+def _select(prices: tuple[CatalogPrice, ...], at: datetime | None) -> CatalogPrice:
+    """The dated price in effect at ``at`` (now when None; naive means UTC), as genai-prices chooses it."""
+    if len(prices) == 1:
+        return prices[0]
+    when = at if at is not None else datetime.now(tz=UTC)
+    for price in reversed(prices):
+        if price.constraint is None or price.constraint.active(when):
+            return price
+    return prices[0]
+
+
+def _fixed(rates: Rates) -> tuple[CatalogPrice, ...]:
+    return (CatalogPrice(None, TieredRates(rates), ()),)
+
+
+class Pricer:
+    """Prices journaled OpenAI / Azure OpenAI calls from genai-prices list prices, overrides and deployment types.
+
+    Precedence of rates: an override for the Azure deployment name (used as given: no multiplier), then an
+    override for the model (an unversioned name covers every version), then the genai-prices list price.
+    Model overrides and list prices get the deployment-type multiplier (see ``multipliers.py``); a provisioned
+    deployment costs 0 per call unless its deployment name has an override. Immutable and thread-safe.
+    """
+
+    def __init__(
+        self,
+        deployments: Mapping[str, DeploymentSpec | str | Mapping[str, object]] | None = None,
+        overrides: Mapping[str, Rates | Mapping[str, object]] | None = None,
+        aliases: Mapping[str, str] | None = None,
+        *,
+        deployment_multipliers: Mapping[str, object] | None = None,
+        no_premium_models: Iterable[str] | None = None,
+        default_deployment_type: str = DEFAULT_DEPLOYMENT_TYPE,
+        cache_size: int = 4096,
+    ) -> None:
+        self._deployments = parse_deployments(deployments)
+        self._names = ModelNames(aliases)
+        self._deployment_overrides, self._model_overrides = self._split_overrides(parse_price_overrides(overrides))
+        self._multipliers = parse_deployment_multipliers(deployment_multipliers)
+        self._no_premium = frozenset(self._names.spell(name)[0] for name in parse_model_set(no_premium_models))
+        self._default_type = normalize_deployment_type(default_deployment_type, "default_deployment_type")
+        self._lock = threading.Lock()
+        self._snapshot: DataSnapshot = catalog.current_snapshot()
+        self._resolve = lru_cache(maxsize=max(cache_size, 1))(self._resolve_uncached)
+
+    # -- configuration -------------------------------------------------------------------------------------
+
+    def _split_overrides(
+        self, parsed: Mapping[str, Rates]
+    ) -> tuple[dict[str, tuple[str, Rates]], dict[str, tuple[str, Rates]]]:
+        """Sort overrides into deployment-name and model keys; explicit ``deployment:``/``model:`` beat bare."""
+        deployments: dict[str, tuple[str, Rates]] = {}
+        models: dict[str, tuple[str, Rates]] = {}
+        origin: dict[str, str] = {}
+        bare: list[tuple[str, Rates]] = []
+        for key, rates in parsed.items():
+            prefix, sep, rest = key.partition(":")
+            if sep and prefix == "deployment":
+                name = rest.strip()
+                deployments[name] = (f"override:deployment:{name}", rates)
+            elif sep and prefix == "model":
+                model = self._names.spell(rest)[0]
+                if model in origin:
+                    raise _duplicate(origin[model], key, model)
+                origin[model] = key
+                models[model] = (f"override:model:{model}", rates)
+            else:
+                bare.append((key, rates))
+        for key, rates in bare:
+            deployments.setdefault(key, (f"override:deployment:{key}", rates))
+            model = self._names.spell(key)[0]
+            if model in origin and not origin[model].startswith("model:"):
+                raise _duplicate(origin[model], key, model)
+            origin.setdefault(model, key)
+            models.setdefault(model, (f"override:model:{model}", rates))
+        return deployments, models
+
+    # -- resolution (cached) -------------------------------------------------------------------------------
+
+    def canonical_model(self, name: str, provider: str = "openai") -> str | None:
+        """The canonical name of model ``name`` under this pricer's aliases and overrides, or None if unknown."""
+        match = self._match(name, "", provider)
+        return match.canonical if match else None
+
+    def _match(self, name: str, resolved_by: str, provider: str) -> _Match | None:
+        canonical = self._names.normalize(name)
+        if not canonical:
+            return None
+        override = self._model_overrides.get(canonical) or self._model_overrides.get(ModelNames.unversioned(canonical))
+        info = catalog.find_model(self._snapshot, canonical, provider)
+        if info is None and override is None and not self._names.is_aliased(name):
+            return None
+        prices = catalog.catalog_prices(info) if info is not None else ()
+        return _Match(canonical, resolved_by, info.id if info else None, prices, override)
+
+    def _multiplier(self, deployment_type: str, canonical: str | None) -> Decimal:
+        if canonical is not None and (
+            canonical in self._no_premium or ModelNames.unversioned(canonical) in self._no_premium
+        ):
+            deployment_type = NO_PREMIUM_EQUIVALENT.get(deployment_type, deployment_type)
+        return self._multipliers[deployment_type]
+
+    def _resolve_uncached(
+        self, provider: str, deployment: str | None, served: str | None, requested: str | None
+    ) -> _Resolution:
+        if provider not in PROVIDERS:
+            expected = " or ".join(repr(p) for p in PROVIDERS)
+            return _Resolution(None, None, None, None, None, reason=f"unknown provider {provider!r}; expected {expected}")
+        azure = provider == "azure_openai"
+        spec = self._deployments.get(deployment) if azure and deployment else None
+        deployment_type = (spec.type if spec else self._default_type) if azure else None
+
+        candidates: list[tuple[str, str]] = []
+        if spec is not None:
+            if spec.version:
+                candidates.append(("deployment_map", spec.model_ref))
+            candidates.append(("deployment_map", spec.model))
+        if served:
+            candidates.append(("response_model", served))
+        if not azure and requested:
+            candidates.append(("request_model", requested))
+        if azure and spec is None and (deployment or requested):
+            # on Azure the requested "model" is the deployment name; only a last resort
+            candidates.append(("deployment_name_guess", deployment or requested or ""))
+
+        match = None
+        for resolved_by, name in candidates:
+            match = self._match(name, resolved_by, provider)
+            if match is not None:
+                break
+        base = _Resolution(
+            canonical_model=match.canonical if match else None,
+            resolved_by=match.resolved_by if match else None,
+            deployment_type=deployment_type,
+            price_source=None,
+            multiplier=None,
+            catalog_model=match.catalog_model if match else None,
+            in_deployment_map=spec is not None,
+        )
+        if azure and deployment and deployment in self._deployment_overrides:
+            label, rates = self._deployment_overrides[deployment]
+            return replace(base, price_source=label, multiplier=_ONE, prices=_fixed(rates))
+        if deployment_type == "provisioned":
+            return replace(base, price_source=PROVISIONED_SOURCE, fixed_cost=_ZERO)
+        if match is None:
+            return replace(base, reason=_unknown_reason(candidates))
+
+        multiplier = self._multiplier(deployment_type, match.canonical) if deployment_type else _ONE
+        if match.override is not None:
+            label, rates = match.override
+            return replace(base, price_source=label, multiplier=multiplier, prices=_fixed(rates))
+        source = catalog.source_label(self._snapshot)
+        if not match.catalog_prices:
+            return replace(base, reason=f"no price for {match.canonical} in {source}")
+        return replace(base, price_source=source, multiplier=multiplier, prices=match.catalog_prices)
+
+    def _resolution(self, provider: str, deployment: str | None, served: str | None, requested: str | None) -> _Resolution:
+        snapshot = catalog.current_snapshot()
+        if snapshot is not self._snapshot:  # genai-prices loaded new data: forget what the old data said
+            with self._lock:
+                if snapshot is not self._snapshot:
+                    self._snapshot = snapshot
+                    self._resolve.cache_clear()
+        return self._resolve(provider, deployment, served, requested)
+
+    # -- pricing -------------------------------------------------------------------------------------------
+
+    def price(
+        self,
+        *,
+        provider: str,
+        usage: Usage | None,
+        model_served: str | None,
+        model_requested: str | None,
+        deployment: str | None,
+        at: datetime | None = None,
+    ) -> PriceResult:
+        """Price one call. ``at`` is when it ran (default now; naive means UTC) and selects dated list prices."""
+        res = self._resolution(provider, deployment, model_served, model_requested)
+        if res.fixed_cost is not None:
+            return PriceResult(
+                res.fixed_cost, res.canonical_model, res.deployment_type, res.resolved_by, res.price_source
+            )
+        if res.reason is not None:
+            return _unpriced(res, res.reason)
+        if usage is None:
+            return _unpriced(res, "no usage")
+        dated = _select(res.prices, at)
+        if dated.rates is None:
+            return _unpriced(res, _no_token_price_reason(res, dated))
+        rates = dated.rates.for_input(usage.input_tokens)
+        try:
+            cost = price_tokens(rates, split_tokens(usage))
+        except MissingRateError as error:
+            return _unpriced(res, f"no {error.component} price for {res.canonical_model} in {res.price_source}")
+        if res.multiplier is not None and res.multiplier != _ONE:
+            cost = _CTX.multiply(cost, res.multiplier)
+        return PriceResult(
+            cost,
+            res.canonical_model,
+            res.deployment_type,
+            res.resolved_by,
+            res.price_source,
+            None,
+            res.multiplier,
+            rates,
+        )
+
+    def explain(
+        self,
+        *,
+        provider: str,
+        usage: Usage | None = None,
+        model_served: str | None = None,
+        model_requested: str | None = None,
+        deployment: str | None = None,
+        at: datetime | None = None,
+    ) -> PriceExplanation:
+        """A human-readable breakdown of ``price()`` for the same arguments: model, rates, per-component cost.
+
+        With ``usage`` None it still shows the model and the rates that would apply (for ``tokenid prices show``).
+        """
+        result = self.price(
+            provider=provider,
+            usage=usage,
+            model_served=model_served,
+            model_requested=model_requested,
+            deployment=deployment,
+            at=at,
+        )
+        res = self._resolution(provider, deployment, model_served, model_requested)
+        rates = result.rates
+        excluded: tuple[str, ...] = ()
+        tier_threshold: int | None = None
+        if res.prices:
+            dated = _select(res.prices, at)
+            excluded = dated.other_units
+            if dated.rates is not None:
+                tokens = usage.input_tokens if usage is not None else 0
+                if rates is None:
+                    rates = dated.rates.for_input(tokens)
+                passed = [t for t, _ in dated.rates.tiers if tokens > t]
+                tier_threshold = passed[-1] if passed else None
+        components = ()
+        if usage is not None and rates is not None and result.cost_usd is not None:
+            components = component_costs(rates, usage, res.multiplier or _ONE)
+        notes = build_notes(
+            provider=provider,
+            deployment=deployment,
+            in_deployment_map=res.in_deployment_map,
+            resolved_by=res.resolved_by,
+            deployment_type=res.deployment_type,
+            multiplier=res.multiplier,
+            excluded=excluded,
+            tier_threshold=tier_threshold,
+            components=components,
+        )
+        return PriceExplanation(
+            result=result,
+            catalog_model=res.catalog_model,
+            rates=rates,
+            components=components,
+            notes=notes,
+        )
+
+
+def _duplicate(first: str, second: str, model: str) -> ConfigError:
+    """Two override keys name the same model after alias resolution: refuse rather than pick one silently."""
+    return ConfigError(f"price_overrides[{first!r}] and price_overrides[{second!r}] both name model {model!r}")
+
+
+def _unknown_reason(candidates: list[tuple[str, str]]) -> str:
+    if not candidates:
+        return "no model name (no deployment map entry, response model or request model)"
+    resolved_by, name = candidates[0]
+    if resolved_by == "deployment_name_guess":
+        return f"unknown model {name!r} (an Azure deployment name; map it to a model with deployments=)"
+    return f"unknown model {name!r}"
+
+
+def _no_token_price_reason(res: _Resolution, dated: CatalogPrice) -> str:
+    units = ", ".join(dated.other_units)
+    priced_by = f" (priced by {units})" if units else ""
+    return f"no per-token price for {res.canonical_model} in {res.price_source}{priced_by}"
+
+
+def _unpriced(res: _Resolution, reason: str) -> PriceResult:
+    return PriceResult(None, res.canonical_model, res.deployment_type, res.resolved_by, res.price_source, reason)
