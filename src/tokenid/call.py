@@ -118,7 +118,7 @@ def _decode(body: bytes, encoding: str | None) -> bytes:
     from httpx2 import _decoders  # brotli / zstd, when httpx2 has them
 
     decoder = _decoders.SUPPORTED_DECODERS[encoding]()
-    return decoder.decode(body) + decoder.flush()
+    return b"".join([*decoder.decode(body), *decoder.flush()])
 
 
 def _sse_payloads(body: bytes) -> list[bytes]:
@@ -277,6 +277,17 @@ class Call:
             self.status = "aborted"
         if self.returned:
             self.finish()
+
+    def body_failed(self, attempt: int, chunks: list[bytes], error: BaseException) -> None:
+        """Reading a streamed body failed (connection dropped, read timeout)."""
+        if attempt != self.attempts or self.finished:
+            return
+        self.chunks = chunks
+        self.status = "error"
+        self.error = _sdk_error_name(error)
+        self.error_message = _redact(str(error) or type(error).__name__)
+        self.returned = True
+        self.finish()
 
     def first_byte(self) -> None:
         if self.t_first is None:
@@ -459,11 +470,22 @@ class Call:
                 unpriced_reason=priced.unpriced_reason,
             )
             if cost is not None:
-                row["cost_usd"] = str(cost)
+                row["cost_usd"] = format(cost, "f")
                 row["cost_nanousd"] = int((cost / _NANO).to_integral_value(ROUND_HALF_EVEN))
         if "content" in metered:
             row["content"] = json.dumps(metered["content"], default=str)
         return tuple(row.get(name) for name in COLUMNS)
+
+
+def _sdk_error_name(error: BaseException) -> str:
+    """The SDK error a transport failure surfaces as (the SDK wraps httpx2 errors the same way)."""
+    import httpx2
+
+    if isinstance(error, httpx2.TimeoutException):
+        return "APITimeoutError"
+    if isinstance(error, httpx2.TransportError):
+        return "APIConnectionError"
+    return type(error).__name__
 
 
 def _ends_with_done(chunks: list[bytes] | None) -> bool:
@@ -494,7 +516,7 @@ def _stream_usage(payloads: list[bytes]) -> tuple[Usage | None, str | None, str 
             continue
         if not isinstance(obj, dict):
             continue
-        holder = obj.get("response") if isinstance(obj.get("response"), dict) else obj
+        holder = _holder(obj)
         found = usage_from_json(holder.get("usage"))
         if found is None and holder is not obj:
             found = usage_from_json(obj.get("usage"))
@@ -515,8 +537,7 @@ def _stream_usage(payloads: list[bytes]) -> tuple[Usage | None, str | None, str 
         except ValueError:
             continue
         if isinstance(obj, dict):
-            holder = obj.get("response") if isinstance(obj.get("response"), dict) else obj
-            model = holder.get("model")
+            model = _holder(obj).get("model")
             if isinstance(model, str) and model:
                 first_model = model
                 break
@@ -524,3 +545,9 @@ def _stream_usage(payloads: list[bytes]) -> tuple[Usage | None, str | None, str 
 
 
 _MODEL = re.compile(rb'"model"\s*:\s*"[^"]')
+
+
+def _holder(obj: dict[str, Any]) -> dict[str, Any]:
+    """Responses API stream events wrap the response object; chat chunks are the object."""
+    inner = obj.get("response")
+    return inner if isinstance(inner, dict) else obj

@@ -30,8 +30,9 @@ log = logging.getLogger("tokenid")
 _CURRENT_CALL: ContextVar[Call | None] = ContextVar("tokenid_call", default=None)
 _RAW_RESPONSE_HEADER = "X-Stainless-Raw-Response"
 _STREAM_USAGE_ENDPOINTS = frozenset({"chat.completions", "completions"})
-# Azure accepts `stream_options` from api-version 2024-09-01-preview on (GA: 2024-10-21); the /openai/v1 API always.
-_AZURE_STREAM_OPTIONS_SINCE = "2024-09-01"
+# Azure accepts `stream_options` from api-version 2024-08-01-preview on (a real recording shows it; GA from
+# 2024-10-21); the /openai/v1 API always. Older versions answer 400 "Unrecognized request argument".
+_AZURE_STREAM_OPTIONS_SINCE = "2024-08-01"
 _ENFORCEMENT_KEYS = frozenset(
     {"mode", "budgets", "model_ceiling", "routes", "rate_limits", "max_tokens", "allow", "deny", "deployments"}
 )
@@ -93,7 +94,7 @@ class _Journaling:
             self._tokenid.api_version = cast(Any, self)._api_version
 
     def copy(self, *args: Any, session_id: Any = _UNSET, tags: Any = _UNSET,
-             _extra_kwargs: Mapping[str, Any] = {}, **kwargs: Any) -> Any:  # noqa: B006 (mirrors the SDK)
+             _extra_kwargs: Mapping[str, Any] = {}, **kwargs: Any) -> Any:
         """The SDK's ``copy()``/``with_options()``, keeping the journal; may also change ``session_id``/``tags``."""
         extra = self._tokenid_copy_kwargs(session_id, tags, _extra_kwargs)
         return super().copy(*args, _extra_kwargs=extra, **kwargs)  # type: ignore[misc]

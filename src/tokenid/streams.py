@@ -29,7 +29,7 @@ _MAX_KEPT_BYTES = 64 * 1024 * 1024
 class _TapState:
     """What a tap shares with its finalizer: it must not reference the tap itself."""
 
-    __slots__ = ("attempt", "call", "chunks", "complete", "done", "encoding", "kept")
+    __slots__ = ("attempt", "call", "chunks", "complete", "done", "encoding", "error", "kept")
 
     def __init__(self, call: Call, attempt: int, response: httpx2.Response) -> None:
         self.call = call
@@ -37,6 +37,7 @@ class _TapState:
         self.chunks: list[bytes] = []
         self.complete = False
         self.done = False
+        self.error: BaseException | None = None
         content_type = response.headers.get("content-type", "")
         self.kept = any(t in content_type for t in _METERED_TYPES)
         self.encoding = response.headers.get("content-encoding")
@@ -44,7 +45,10 @@ class _TapState:
     def finish(self) -> None:
         if not self.done:
             self.done = True
-            self.call.body_done(self.attempt, self.chunks, self.complete, self.encoding)
+            if self.error is not None:
+                self.call.body_failed(self.attempt, self.chunks, self.error)
+            else:
+                self.call.body_done(self.attempt, self.chunks, self.complete, self.encoding)
 
     def collected(self) -> None:
         """The response was garbage-collected without being closed."""
@@ -67,14 +71,18 @@ class SyncTap(httpx2.SyncByteStream):
         chunks = state.chunks
         keep = state.kept
         size = 0
-        for chunk in self.inner:
-            if call.t_first is None:
-                call.first_byte()
-            if keep:
-                size += len(chunk)
-                if size <= _MAX_KEPT_BYTES:
-                    chunks.append(chunk)
-            yield chunk
+        try:
+            for chunk in self.inner:
+                if call.t_first is None:
+                    call.first_byte()
+                if keep:
+                    size += len(chunk)
+                    if size <= _MAX_KEPT_BYTES:
+                        chunks.append(chunk)
+                yield chunk
+        except Exception as exc:  # the connection failed mid-body (the SDK re-raises it as its own error)
+            state.error = exc
+            raise
         state.complete = True
 
     def close(self) -> None:
@@ -98,14 +106,18 @@ class AsyncTap(httpx2.AsyncByteStream):
         chunks = state.chunks
         keep = state.kept
         size = 0
-        async for chunk in self.inner:
-            if call.t_first is None:
-                call.first_byte()
-            if keep:
-                size += len(chunk)
-                if size <= _MAX_KEPT_BYTES:
-                    chunks.append(chunk)
-            yield chunk
+        try:
+            async for chunk in self.inner:
+                if call.t_first is None:
+                    call.first_byte()
+                if keep:
+                    size += len(chunk)
+                    if size <= _MAX_KEPT_BYTES:
+                        chunks.append(chunk)
+                yield chunk
+        except Exception as exc:  # the connection failed mid-body (the SDK re-raises it as its own error)
+            state.error = exc
+            raise
         state.complete = True
 
     async def aclose(self) -> None:

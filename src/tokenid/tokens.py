@@ -8,16 +8,26 @@ publishes for ``tiktoken``), so nothing is downloaded at run time.
 
 Prompt estimates follow OpenAI's documented counting scheme for chat requests
 (3 tokens per message, the role and content tokens, 1 more per ``name``, 3 to
-prime the reply) and its scheme for function definitions.  The estimators take
-untrusted request bodies and never raise: odd values are skipped.
+prime the reply) and its scheme for function definitions.  Two refinements
+come from recorded traffic: the gpt-5 family primes the reply with 2 tokens,
+and each assistant tool call costs a message's 3 tokens besides its name and
+arguments.  Responses API input items count like chat messages.  The
+estimators take untrusted request bodies and never raise: odd values are
+skipped.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
+import importlib.util
+import os
+import sys
 import threading
+import warnings
 from collections.abc import Callable, Mapping
 from functools import lru_cache
+from types import ModuleType
 from typing import Protocol
 
 __all__ = [
@@ -28,6 +38,7 @@ __all__ = [
     "count_input_tokens",
     "count_text_tokens",
     "encoding_name_for_model",
+    "preload",
 ]
 
 O200K_BASE = "o200k_base"
@@ -96,26 +107,57 @@ class _EncodeCounter:
         return len(self._encode(text))
 
 
+_BINDING = "bpe_openai._bindings"
 _counters: dict[str, _Counter] = {}
 _load_lock = threading.Lock()
+
+
+def _load_binding() -> ModuleType | None:
+    """Load ``bpe-openai``'s compiled tokenizer module on its own, without its package.
+
+    Importing the ``bpe_openai`` package parses every rank file in Python at
+    import time (about a second) and warns about a deprecated ``importlib``
+    call; the compiled module alone carries the same ranks and loads in
+    milliseconds.
+    """
+    loaded = sys.modules.get(_BINDING)
+    if loaded is not None:
+        return loaded
+    package = importlib.util.find_spec("bpe_openai")
+    if package is None or not package.submodule_search_locations:
+        return None
+    for folder in package.submodule_search_locations:
+        for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+            path = os.path.join(folder, "_bindings" + suffix)
+            if os.path.isfile(path):
+                loader = importlib.machinery.ExtensionFileLoader(_BINDING, path)
+                spec = importlib.util.spec_from_file_location(_BINDING, path, loader=loader)
+                if spec is None:
+                    return None
+                module = importlib.util.module_from_spec(spec)
+                loader.exec_module(module)
+                return module
+    return None
 
 
 def _load_counter(encoding: str, *, fast: bool = True) -> _Counter:
     """Build a tokenizer for ``encoding`` from the ranks packaged in ``bpe-openai``.
 
-    The compiled binding has the ranks built in and loads in microseconds; the
-    public ``get_encoding`` API also parses the rank file in Python (~0.5 s), so
-    it is only the fallback should a future release move the binding.
+    The compiled binding has the ranks built in; the public ``get_encoding``
+    API is the fallback should a future release move or rename the binding.
     """
     if fast:
         try:
-            bindings = importlib.import_module("bpe_openai._bindings")
-            counter: _Counter = bindings.tokenizer_for_encoding(encoding)
-            return counter
-        except (ImportError, AttributeError):
+            binding = _load_binding()
+            if binding is not None:
+                counter: _Counter = binding.tokenizer_for_encoding(encoding)
+                return counter
+        except (ImportError, AttributeError, OSError):
             pass
-    package = importlib.import_module("bpe_openai")
-    return _EncodeCounter(package.get_encoding(encoding).encode_ordinary)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        package = importlib.import_module("bpe_openai")
+        return _EncodeCounter(package.get_encoding(encoding).encode_ordinary)
 
 
 def _counter(encoding: str) -> _Counter:
@@ -130,6 +172,12 @@ def _counter(encoding: str) -> _Counter:
     return counter
 
 
+def preload(*encodings: str) -> None:
+    """Load tokenizers now (default: both) so the first count does not pay the ~0.5 s load."""
+    for encoding in encodings or (O200K_BASE, CL100K_BASE):
+        _counter(encoding)
+
+
 def _count(text: str, encoding: str) -> int:
     """Count tokens of ``text`` as ordinary text (special-token strings are not special)."""
     if not text:
@@ -142,17 +190,21 @@ def _count(text: str, encoding: str) -> int:
         return counter.count(text.encode("utf-16", "surrogatepass").decode("utf-16", "replace"))
 
 
-@lru_cache(maxsize=1024)
 def encoding_name_for_model(model: str | None) -> str:
     """Name the tokenizer encoding a model uses: ``o200k_base`` or ``cl100k_base``.
 
     Accepts OpenAI and Azure spellings (``gpt-35-turbo-16k``), dated snapshots,
     fine-tune ids (``ft:gpt-4o-mini:org::id``) and ``provider/model`` prefixes.
-    Unknown models and ``None`` get ``o200k_base``, the encoding of every
-    current model family.
+    Unknown models, ``None`` and non-strings get ``o200k_base``, the encoding
+    of every current model family.
     """
     if not isinstance(model, str):
         return O200K_BASE
+    return _encoding_for_name(model)
+
+
+@lru_cache(maxsize=1024)
+def _encoding_for_name(model: str) -> str:
     name = model.strip().lower()
     if name.startswith("ft:"):
         name = name[3:].split(":", 1)[0]
@@ -268,8 +320,7 @@ def _tools_tokens(tools: object, encoding: str) -> int:
     return total + func_end
 
 
-@lru_cache(maxsize=256)
-def _reply_priming(model: str | None) -> int:
+def _reply_priming(model: object) -> int:
     """Tokens that prime the reply: 3 in OpenAI's scheme, 2 as recorded for the gpt-5 family."""
     if isinstance(model, str) and model.strip().lower().rsplit("/", 1)[-1].startswith("gpt-5"):
         return _REPLY_PRIMING - 1

@@ -6,17 +6,17 @@ import csv
 import json
 import sys
 import time
+from collections.abc import Iterable
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TextIO
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from ..errors import TokenIDError
-from ..journal import COLUMNS, Journal, default_journal_target, get_journal
-from ..journal import queries
+from ..journal import COLUMNS, Journal, default_journal_target, get_journal, queries
 
 app = typer.Typer(
     name="tokenid",
@@ -28,7 +28,12 @@ app = typer.Typer(
 session_app = typer.Typer(help="One session's calls.", no_args_is_help=True)
 app.add_typer(session_app, name="session")
 
-console = Console()
+
+
+def _console() -> Console:
+    # made per command so the terminal width (or $COLUMNS) at run time is used
+    return Console()
+
 JournalOpt = Annotated[
     str | None,
     typer.Option("--journal", "-j", help="Journal path (default: $TOKENID_JOURNAL or the per-user journal)."),
@@ -83,11 +88,11 @@ def print_report(journal: Journal, groups: list[str], since: str | None = None, 
             rows = queries.totals(journal, group, since=since, until=until)
         except TokenIDError as exc:
             raise typer.BadParameter(str(exc), param_hint="--by") from exc
-        console.print(totals_table(f"Spend by {group}", rows, group))
+        _console().print(totals_table(f"Spend by {group}", rows, group))
     overall = queries.totals(journal, "provider", since=since, until=until)
     total = sum((r["cost_usd"] for r in overall), Decimal(0))
     calls = sum(r["calls"] for r in overall)
-    console.print(f"[bold]Total:[/bold] {calls:,} calls, {money(total)}  (journal: {journal.path})")
+    _console().print(f"[bold]Total:[/bold] {calls:,} calls, {money(total)}  (journal: {journal.path})")
 
 
 @app.command()
@@ -118,7 +123,7 @@ def sessions_cmd(
                       _int(r["input_tokens"]), _int(r["output_tokens"]), money(r["cost_usd"]))
     if not rows:
         table.add_row("(no sessions)", "", "", "", "", "", "")
-    console.print(table)
+    _console().print(table)
 
 
 def events_table(title: str, events: list[dict[str, Any]]) -> Table:
@@ -136,8 +141,9 @@ def events_table(title: str, events: list[dict[str, Any]]) -> Table:
             status += f" {e['http_status']}"
         if e.get("usage_source") == "estimated":
             status += " (est.)"
-        table.add_row(e["started_at"][11:23], e.get("session_id") or "", e["endpoint"] + (" ⇢" if e.get("stream") else ""),
-                      target, _int(e.get("input_tokens")), _int(e.get("output_tokens")), money(cost),
+        endpoint = e["endpoint"] + (" ⇢" if e.get("stream") else "")
+        table.add_row(e["started_at"][11:23], e.get("session_id") or "", endpoint, target,
+                      _int(e.get("input_tokens")), _int(e.get("output_tokens")), money(cost),
                       f"{e['latency_ms']:.0f}" if e.get("latency_ms") is not None else "", status)
     return table
 
@@ -148,9 +154,9 @@ def session_show(session_id: str, journal: JournalOpt = None) -> None:
     events = queries.session_events(_open(journal), session_id)
     if not events:
         raise typer.BadParameter(f"no calls journaled for session {session_id!r}", param_hint="SESSION_ID")
-    console.print(events_table(f"Session {session_id}", events))
+    _console().print(events_table(f"Session {session_id}", events))
     total = sum((Decimal(e["cost_usd"]) for e in events if e.get("cost_usd") is not None), Decimal(0))
-    console.print(f"[bold]{len(events)} calls, {money(total)}[/bold]")
+    _console().print(f"[bold]{len(events)} calls, {money(total)}[/bold]")
 
 
 @app.command()
@@ -163,13 +169,13 @@ def tail(
     """The most recent calls; with --follow, new ones as they are journaled."""
     j = _open(journal)
     events = queries.recent(j, limit=n)
-    console.print(events_table("Recent calls", events))
+    _console().print(events_table("Recent calls", events))
     last = events[-1]["id"] if events else None
     while follow:
         time.sleep(interval)
         new = queries.recent(j, after=last) if last else queries.recent(j, limit=n)
         if new:
-            console.print(events_table("", new))
+            _console().print(events_table("", new))
             last = new[-1]["id"]
 
 
@@ -185,19 +191,22 @@ def export(
         raise typer.BadParameter(f"unknown format {format!r}; accepted: csv, jsonl", param_hint="--format")
     j = _open(journal)
     events = j.iter_events("session_id = ?", (session,)) if session else j.iter_events()
-    out = open(output, "w", newline="", encoding="utf-8") if output else sys.stdout
-    try:
-        if format == "jsonl":
-            for e in events:
-                out.write(json.dumps(e, ensure_ascii=False, separators=(",", ":")) + "\n")
-        else:
-            writer = csv.DictWriter(out, fieldnames=EXPORT_FIELDS, extrasaction="ignore")
-            writer.writeheader()
-            for e in events:
-                writer.writerow({k: json.dumps(v) if isinstance(v, dict | list) else v for k, v in e.items()})
-    finally:
-        if output:
-            out.close()
+    if output is None:
+        _write_events(events, format, sys.stdout)
+        return
+    with open(output, "w", newline="", encoding="utf-8") as out:
+        _write_events(events, format, out)
+
+
+def _write_events(events: Iterable[dict[str, Any]], format: str, out: TextIO) -> None:
+    if format == "jsonl":
+        for e in events:
+            out.write(json.dumps(e, ensure_ascii=False, separators=(",", ":")) + "\n")
+        return
+    writer = csv.DictWriter(out, fieldnames=EXPORT_FIELDS, extrasaction="ignore")
+    writer.writeheader()
+    for e in events:
+        writer.writerow({k: json.dumps(v) if isinstance(v, dict | list) else v for k, v in e.items()})
 
 
 @app.command()
@@ -219,7 +228,7 @@ def simulate(
             if not sep or not name or not model:
                 raise typer.BadParameter(f"expected NAME=SERVED_MODEL, got {item!r}", param_hint="--deployment")
             deployments[name] = model
-    console.print(f"Simulator on http://{host}:{port}  (Azure: azure_endpoint=http://{host}:{port}; "
+    _console().print(f"Simulator on http://{host}:{port}  (Azure: azure_endpoint=http://{host}:{port}; "
                   f"OpenAI: base_url=http://{host}:{port}/v1). Ctrl-C stops it.")
     run(host, port, deployments, region)
 
@@ -227,7 +236,8 @@ def simulate(
 @app.command()
 def demo(
     journal: Annotated[str | None, typer.Option(
-        "--journal", "-j", help="Journal for the demo (default: a fresh demo journal beside the per-user one).")] = None,
+        "--journal", "-j", help="Journal for the demo (default: a fresh demo journal beside the per-user one).",
+    )] = None,
 ) -> None:
     """Start the simulator, make real calls through JournaledAzureOpenAI, and print the report."""
     from .demo import run_demo

@@ -83,7 +83,7 @@ async def _async_calls(endpoint: str, journal: str) -> None:
             stream = await client.chat.completions.create(
                 model="gpt-4o-mini", stream=True, messages=[{"role": "user", "content": "Draft a status update."}])
             count = 0
-            async for chunk in stream:
+            async for _chunk in stream:
                 count += 1
                 if count == 5:
                     break  # the caller stops early: journaled as aborted, tokens estimated

@@ -16,6 +16,7 @@ import os
 import sqlite3
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -51,6 +52,7 @@ class Journal:
         self.spool_dir = self.path.with_name(self.path.name + ".spool")
         self._reset_runtime()
         self._load_spool()
+        _LIVE.add(self)
 
     def _reset_runtime(self) -> None:
         self._queue: deque[Pending] = deque()
@@ -211,6 +213,7 @@ def _resolve_path(target: str | os.PathLike[str] | None) -> Path:
 
 
 _JOURNALS: dict[Path, Journal] = {}
+_LIVE: weakref.WeakSet[Journal] = weakref.WeakSet()  # every open journal, flushed at interpreter exit
 _REGISTRY_LOCK = threading.Lock()
 
 
@@ -233,7 +236,7 @@ def get_journal(target: Journal | str | os.PathLike[str] | None = None) -> Journ
 
 @atexit.register
 def _flush_all_at_exit() -> None:
-    for journal in list(_JOURNALS.values()):
+    for journal in list(_LIVE):
         try:
             journal.close()
         except Exception as exc:  # at exit there is nobody left to raise to
@@ -243,7 +246,7 @@ def _flush_all_at_exit() -> None:
 def _after_fork_in_child() -> None:
     # The parent's writer thread and SQLite connections do not exist in the child; the queued
     # items are the parent's to write, so the child starts empty.
-    for journal in _JOURNALS.values():
+    for journal in list(_LIVE):
         journal._reset_runtime()
         journal.store._local = threading.local()
 

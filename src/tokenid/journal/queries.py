@@ -88,5 +88,5 @@ def recent(journal: Journal, *, limit: int = 20, after: str | None = None) -> li
     """The newest calls (or those stored after event id ``after``), oldest first."""
     if after is not None:
         return list(journal.store.iter_events("id > ?", (after,), order="id"))
-    rows: Sequence[dict[str, Any]] = list(journal.store.iter_events("", (), order="id DESC LIMIT %d" % int(limit)))
+    rows: Sequence[dict[str, Any]] = list(journal.store.iter_events("", (), order=f"id DESC LIMIT {int(limit)}"))
     return list(reversed(rows))

@@ -49,7 +49,8 @@ class SQLiteStore:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
             raise JournalError(
-                f"{self.path} has journal schema v{version}, newer than this TokenID (v{SCHEMA_VERSION}): upgrade tokenid"
+                f"{self.path} has journal schema v{version}, newer than this TokenID (v{SCHEMA_VERSION}): "
+                "upgrade tokenid"
             )
         if version == SCHEMA_VERSION:
             return

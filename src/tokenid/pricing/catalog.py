@@ -58,6 +58,7 @@ PRICE_KEY_TO_RATE: Mapping[str, str] = MappingProxyType(
 )
 
 Constraint = StartDateConstraint | TimeOfDateConstraint
+_ZERO = Decimal(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +113,9 @@ def _convert(constraint: Constraint | None, price: ModelPrice) -> CatalogPrice:
         else:
             others.append(key)
     if not token_prices:
+        if not others:
+            # an entry with no prices at all is a free model (moderation, ":free" variants): genuinely $0
+            return CatalogPrice(constraint, TieredRates(Rates(input=_ZERO, output=_ZERO)), ())
         return CatalogPrice(constraint, None, tuple(others))
     thresholds = sorted(
         {tier.start for value in token_prices.values() if isinstance(value, TieredPrices) for tier in value.tiers}

@@ -105,7 +105,9 @@ class DeploymentSpec:
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or not self.model.strip():
-            raise ConfigError(f"DeploymentSpec.model must be a non-empty model name such as 'gpt-4o'; got {self.model!r}")
+            raise ConfigError(
+                f"DeploymentSpec.model must be a non-empty model name such as 'gpt-4o'; got {self.model!r}"
+            )
         object.__setattr__(self, "model", self.model.strip())
         object.__setattr__(self, "version", _normalize_version(self.version, "DeploymentSpec.version"))
         object.__setattr__(self, "type", normalize_deployment_type(self.type, "DeploymentSpec.type"))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from decimal import Decimal
 from functools import lru_cache
 
@@ -31,6 +31,7 @@ from tokenid.pricing.models import ModelNames
 from tokenid.pricing.multipliers import NO_PREMIUM_EQUIVALENT, parse_deployment_multipliers, parse_model_set
 from tokenid.pricing.rates import (
     _CTX,
+    ComponentCost,
     MissingRateError,
     Rates,
     TieredRates,
@@ -38,6 +39,7 @@ from tokenid.pricing.rates import (
     parse_price_overrides,
     price_tokens,
     split_tokens,
+    tidy,
 )
 from tokenid.usage import Usage
 
@@ -103,7 +105,7 @@ def _select(prices: tuple[CatalogPrice, ...], at: datetime | None) -> CatalogPri
     """The dated price in effect at ``at`` (now when None; naive means UTC), as genai-prices chooses it."""
     if len(prices) == 1:
         return prices[0]
-    when = at if at is not None else datetime.now(tz=UTC)
+    when = at if at is not None else datetime.now(tz=timezone.utc)
     for price in reversed(prices):
         if price.constraint is None or price.constraint.active(when):
             return price
@@ -206,7 +208,9 @@ class Pricer:
     ) -> _Resolution:
         if provider not in PROVIDERS:
             expected = " or ".join(repr(p) for p in PROVIDERS)
-            return _Resolution(None, None, None, None, None, reason=f"unknown provider {provider!r}; expected {expected}")
+            return _Resolution(
+                None, None, None, None, None, reason=f"unknown provider {provider!r}; expected {expected}"
+            )
         azure = provider == "azure_openai"
         spec = self._deployments.get(deployment) if azure and deployment else None
         deployment_type = (spec.type if spec else self._default_type) if azure else None
@@ -255,7 +259,9 @@ class Pricer:
             return replace(base, reason=f"no price for {match.canonical} in {source}")
         return replace(base, price_source=source, multiplier=multiplier, prices=match.catalog_prices)
 
-    def _resolution(self, provider: str, deployment: str | None, served: str | None, requested: str | None) -> _Resolution:
+    def _resolution(
+        self, provider: str, deployment: str | None, served: str | None, requested: str | None
+    ) -> _Resolution:
         snapshot = catalog.current_snapshot()
         if snapshot is not self._snapshot:  # genai-prices loaded new data: forget what the old data said
             with self._lock:
@@ -297,7 +303,7 @@ class Pricer:
         if res.multiplier is not None and res.multiplier != _ONE:
             cost = _CTX.multiply(cost, res.multiplier)
         return PriceResult(
-            cost,
+            tidy(cost),
             res.canonical_model,
             res.deployment_type,
             res.resolved_by,
@@ -342,7 +348,7 @@ class Pricer:
                     rates = dated.rates.for_input(tokens)
                 passed = [t for t, _ in dated.rates.tiers if tokens > t]
                 tier_threshold = passed[-1] if passed else None
-        components = ()
+        components: tuple[ComponentCost, ...] = ()
         if usage is not None and rates is not None and result.cost_usd is not None:
             components = component_costs(rates, usage, res.multiplier or _ONE)
         notes = build_notes(

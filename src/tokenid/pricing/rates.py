@@ -26,6 +26,7 @@ __all__ = [
     "parse_price_overrides",
     "price_tokens",
     "split_tokens",
+    "tidy",
     "to_decimal",
 ]
 
@@ -33,6 +34,7 @@ __all__ = [
 # any realistic token count × rate × multiplier without rounding.
 _CTX = Context(prec=60, traps=[InvalidOperation, DivisionByZero, Overflow])
 _ZERO = Decimal(0)
+_ONE = Decimal(1)
 
 #: Rate fields of :class:`Rates`, in declaration order (the keys accepted in a price override).
 RATE_FIELDS: tuple[str, ...] = (
@@ -214,6 +216,17 @@ def price_tokens(rates: Rates, tokens: tuple[int, ...]) -> Decimal:
     return total.scaleb(-6, _CTX)
 
 
+def tidy(amount: Decimal) -> Decimal:
+    """The same amount without trailing fractional zeros (``13.4750000`` -> ``13.475``, ``0E-9`` -> ``0``).
+
+    Exact; it only changes the text ``str()`` gives, never in exponent form (``100``, not ``1E+2``).
+    """
+    reduced = amount.normalize(_CTX)
+    if reduced.as_tuple().exponent > 0:  # type: ignore[operator]
+        reduced = reduced.quantize(_ONE, context=_CTX)
+    return reduced
+
+
 def component_costs(rates: Rates, usage: Usage, multiplier: Decimal = Decimal(1)) -> tuple[ComponentCost, ...]:
     """Per-component breakdown (every bucket, including empty ones) whose costs sum exactly to the call's cost.
 
@@ -287,7 +300,7 @@ def parse_price_overrides(value: Mapping[str, object] | None, *, key: str = "pri
         )
     result: dict[str, Rates] = {}
     for name, rates in value.items():
-        if not isinstance(name, str) or not name.strip() or name.strip().endswith(":"):
+        if not isinstance(name, str) or not name.strip():
             raise ConfigError(f"{key}: names must be non-empty model or deployment names; got {name!r}")
         prefix, sep, rest = name.strip().partition(":")
         if sep and prefix in ("model", "deployment") and not rest.strip():

@@ -103,7 +103,8 @@ def model_not_found(model: str) -> ErrorReply:
 def stream_options_unrecognized() -> ErrorReply:
     """Azure's 400 for ``stream_options`` on an API version that predates it."""
     return ErrorReply(
-        400, _openai_style("Unrecognized request argument supplied: stream_options", "invalid_request_error", None, None)
+        400,
+        _openai_style("Unrecognized request argument supplied: stream_options", "invalid_request_error", None, None),
     )
 
 
@@ -129,9 +130,7 @@ def dimensions_not_supported() -> ErrorReply:
     )
 
 
-def rate_limited(
-    *, azure: bool, endpoint: str, api_version: str | None, model: str, retry_after_ms: int
-) -> ErrorReply:
+def rate_limited(*, azure: bool, endpoint: str, api_version: str | None, model: str, retry_after_ms: int) -> ErrorReply:
     """A 429 with ``retry-after`` / ``retry-after-ms`` and the service's own wording."""
     seconds = max(1, -(-retry_after_ms // 1000))
     unit = "second" if seconds == 1 else "seconds"

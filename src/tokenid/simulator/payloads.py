@@ -52,7 +52,7 @@ AZURE_PROMPT_FILTER: list[dict[str, object]] = [
 ]
 
 _ID_CHARS = string.ascii_letters + string.digits
-_HEX = "0123456789abcdef"
+HEX = "0123456789abcdef"
 _PAD = "qWZcRtYbLmNpKsVxDfGh"
 _ids = random.Random()
 
@@ -85,6 +85,23 @@ def _obfuscation(piece: str) -> str:
 def sse(data: str) -> bytes:
     """One ``data:`` server-sent event."""
     return f"data: {data}\n\n".encode()
+
+
+_AZURE_FIRST_CHUNK = sse(
+    json.dumps(
+        {
+            "choices": [],
+            "created": 0,
+            "id": "",
+            "model": "",
+            "object": "",
+            "prompt_filter_results": AZURE_PROMPT_FILTER,
+        },
+        separators=(",", ":"),
+        sort_keys=True,
+    )
+)
+"""Azure's first stream chunk: no choices, empty model, only the prompt's filter results."""
 
 
 def named_sse(event: str, data: str) -> bytes:
@@ -193,12 +210,7 @@ def chat_stream(gen: Generation, *, include_usage: bool, send_usage: bool, obfus
     """The SSE events of a streamed chat completion, ``[DONE]`` included."""
     usage_null = ',"usage":null' if include_usage else ""
     if gen.azure:
-        yield sse(
-            _dumps(
-                {"choices": [], "created": 0, "id": "", "model": "", "object": "", "prompt_filter_results": AZURE_PROMPT_FILTER},
-                azure=True,
-            )
-        )
+        yield _AZURE_FIRST_CHUNK
         tail = (
             f'],"created":{gen.created},"id":"{gen.ident}","model":"{gen.model}",'
             f'"object":"chat.completion.chunk","system_fingerprint":"{gen.fingerprint}"{usage_null}}}'
@@ -231,21 +243,21 @@ def chat_stream(gen: Generation, *, include_usage: bool, send_usage: bool, obfus
         f'"service_tier":"default","system_fingerprint":"{gen.fingerprint}","choices":['
     )
 
-    def close(piece: str) -> str:
+    def ending(piece: str) -> str:
         return usage_null + (f',"obfuscation":"{_obfuscation(piece)}"}}' if obfuscate else "}")
 
     for index, reply in enumerate(gen.replies):
         yield sse(
             f'{head}{{"index":{index},"delta":{{"role":"assistant","content":"","refusal":null}},'
-            f'"logprobs":null,"finish_reason":null}}]{close("")}'
+            f'"logprobs":null,"finish_reason":null}}]{ending("")}'
         )
         open_piece = f'{head}{{"index":{index},"delta":{{"content":'
         end_piece = '},"logprobs":null,"finish_reason":null}]'
         for piece in reply.pieces:
-            yield sse(open_piece + _json_str(piece) + end_piece + close(piece))
+            yield sse(open_piece + _json_str(piece) + end_piece + ending(piece))
         yield sse(
             f'{head}{{"index":{index},"delta":{{}},"logprobs":null,"finish_reason":"{reply.finish_reason}"}}]'
-            f"{close('.')}"
+            f"{ending('.')}"
         )
     if include_usage and send_usage:
         usage = _dumps(chat_usage(gen), azure=False)
@@ -283,12 +295,7 @@ def completions_stream(gen: Generation, *, include_usage: bool, send_usage: bool
     """The SSE events of a streamed legacy completion, ``[DONE]`` included."""
     usage_null = ',"usage":null' if include_usage else ""
     if gen.azure:
-        yield sse(
-            _dumps(
-                {"choices": [], "created": 0, "id": "", "model": "", "object": "", "prompt_filter_results": AZURE_PROMPT_FILTER},
-                azure=True,
-            )
-        )
+        yield _AZURE_FIRST_CHUNK
     head = f'{{"id":"{gen.ident}","object":"text_completion","created":{gen.created},"choices":['
     tail = f'],"model":"{gen.model}"{usage_null}}}'
     filt = f',"content_filter_results":{_dumps(AZURE_CHUNK_FILTER, azure=True)}' if gen.azure else ""
@@ -296,9 +303,7 @@ def completions_stream(gen: Generation, *, include_usage: bool, send_usage: bool
         close = f',"index":{index},"logprobs":null,"finish_reason":null{filt}}}'
         for piece in reply.pieces:
             yield sse(head + '{"text":' + _json_str(piece) + close + tail)
-        yield sse(
-            f'{head}{{"text":"","index":{index},"logprobs":null,"finish_reason":"{reply.finish_reason}"}}{tail}'
-        )
+        yield sse(f'{head}{{"text":"","index":{index},"logprobs":null,"finish_reason":"{reply.finish_reason}"}}{tail}')
     if include_usage and send_usage:
         yield sse(f'{head}],"model":"{gen.model}","usage":{_dumps(completions_usage(gen), azure=False)}}}')
     yield DONE
@@ -459,7 +464,7 @@ def responses_stream(call: ResponseCall, *, with_usage: bool, obfuscate: bool) -
         "response.content_part.added",
         {"content_index": 0, "item_id": call.message_id, "output_index": index, "part": _text_part("")},
     )
-    head = f'{{"type":"response.output_text.delta","content_index":0,"delta":'
+    head = '{"type":"response.output_text.delta","content_index":0,"delta":'
     middle = f',"item_id":"{call.message_id}","logprobs":[],'
     for piece in call.reply.pieces:
         obf = f'"obfuscation":"{_obfuscation(piece)}",' if obfuscate else ""

@@ -1,0 +1,167 @@
+"""Per-call overhead of JournaledAzureOpenAI against raw openai.AzureOpenAI, and journal ingest rate.
+
+Run:  .venv/bin/python benchmarks/overhead.py [--calls 1500] [--streams 300]
+
+The simulator runs in its own process (as a real endpoint would), so server CPU does not compete with
+the client. Raw and journaled clients run in alternating rounds against it; each round of journaled calls
+ends with ``journal.flush()``, so the writer thread's work (parsing, pricing, SQLite) is inside the time.
+Targets (issue #3): <= 1.05x raw per call, plain and 100-chunk streaming; >= 50,000 events/s into SQLite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import openai
+
+from tokenid import Journal, JournaledAzureOpenAI
+from tokenid.call import Call, ClientSettings
+from tokenid.pricing import Pricer, parse_deployments
+
+DEPLOYMENTS = {"gpt-4o-mini": {"model": "gpt-4o-mini", "version": "2024-07-18", "type": "global"}}
+MESSAGES = [{"role": "user", "content": "Give me a short answer about cost control."}]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_simulator() -> tuple[subprocess.Popen[bytes], str]:
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "tokenid", "simulate", "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return proc, f"http://127.0.0.1:{port}"
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise SystemExit("simulator did not start")
+
+
+def plain_round(client: Any, n: int) -> float:
+    t = time.perf_counter()
+    for _ in range(n):
+        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, max_tokens=20)
+    return time.perf_counter() - t
+
+
+def stream_round(client: Any, n: int) -> float:
+    t = time.perf_counter()
+    for _ in range(n):
+        for _chunk in client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, max_tokens=100,
+                                                     stream=True):
+            pass
+    return time.perf_counter() - t
+
+
+def compare(raw: Any, journaled: Any, fn: Any, calls: int, rounds: int) -> tuple[float, float]:
+    per = max(1, calls // rounds)
+    fn(raw, 20)
+    fn(journaled, 20)  # warm up connections, tokenizer, prices
+    journaled.journal.flush()
+    raw_t: list[float] = []
+    jou_t: list[float] = []
+    for _ in range(rounds):
+        raw_t.append(fn(raw, per) / per)
+        t = time.perf_counter()
+        fn(journaled, per)
+        journaled.journal.flush()
+        jou_t.append((time.perf_counter() - t) / per)
+    return statistics.median(raw_t), statistics.median(jou_t)
+
+
+def ingest_rate(tmp: Path, events: int) -> tuple[float, float]:
+    """events/s for ready rows, and for finished calls metered and priced by the writer."""
+    journal = Journal(tmp / "ingest.db", batch_size=5000)
+    settings = ClientSettings(journal=journal, pricer=Pricer(deployments=parse_deployments(DEPLOYMENTS)),
+                              session_id="bench", azure=True, api_version="2024-10-21")
+    body = (b'{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt-4o-mini-2024-07-18",'
+            b'"choices":[{"index":0,"message":{"role":"assistant","content":"Cost control means knowing."},'
+            b'"finish_reason":"stop"}],"usage":{"prompt_tokens":21,"completion_tokens":12,"total_tokens":33,'
+            b'"prompt_tokens_details":{"cached_tokens":0},"completion_tokens_details":{"reasoning_tokens":0}}}')
+
+    def make() -> Call:
+        c = Call(settings, method="post", path="/deployments/gpt-4o-mini/chat/completions",
+                 body={"model": "gpt-4o-mini"}, stream=False, session_id="bench", tags={})
+        c.provider, c.deployment, c.http_status = "azure_openai", "gpt-4o-mini", 200
+        c.content_type, c.body, c.complete, c.returned, c.t_end = "application/json", body, True, True, c.t0
+        return c
+
+    calls = [make() for _ in range(events)]
+    rows = [c.to_row() for c in calls[:events]]
+
+    class Ready:
+        __slots__ = ("row",)
+
+        def __init__(self, row: tuple[Any, ...]) -> None:
+            self.row = row
+
+        def to_row(self) -> tuple[Any, ...]:
+            return self.row
+
+        def fallback_row(self, error: BaseException) -> tuple[Any, ...]:
+            return self.row
+
+    ready = [Ready((f"r{i:031d}", *r[1:])) for i, r in enumerate(rows)]
+    t = time.perf_counter()
+    for item in ready:
+        journal.record(item)
+    journal.flush(None)
+    rows_rate = events / (time.perf_counter() - t)
+    t = time.perf_counter()
+    for c in calls:
+        journal.record(c)
+    journal.flush(None)
+    calls_rate = events / (time.perf_counter() - t)
+    journal.close()
+    return rows_rate, calls_rate
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--calls", type=int, default=1500)
+    ap.add_argument("--streams", type=int, default=300)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--events", type=int, default=100_000)
+    a = ap.parse_args()
+    proc, url = start_simulator()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            kw: dict[str, Any] = {"azure_endpoint": url, "api_key": "bench", "api_version": "2024-10-21",
+                                  "max_retries": 0}
+            raw = openai.AzureOpenAI(**kw)
+            journaled = JournaledAzureOpenAI(**kw, journal=Path(tmp) / "bench.db", deployments=DEPLOYMENTS,
+                                             session_id="bench")
+            r_plain, j_plain = compare(raw, journaled, plain_round, a.calls, a.rounds)
+            r_stream, j_stream = compare(raw, journaled, stream_round, a.streams, a.rounds)
+            rows_rate, calls_rate = ingest_rate(Path(tmp), a.events)
+            stored = len(journaled.journal.events())
+            journaled.close()
+            raw.close()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    print(f"non-streaming chat     raw {r_plain * 1e3:7.3f} ms  journaled {j_plain * 1e3:7.3f} ms  "
+          f"ratio {j_plain / r_plain:.3f}x  (target <= 1.05x)")
+    print(f"100-chunk stream       raw {r_stream * 1e3:7.3f} ms  journaled {j_stream * 1e3:7.3f} ms  "
+          f"ratio {j_stream / r_stream:.3f}x  (target <= 1.05x)")
+    print(f"journal ingest         {rows_rate:,.0f} rows/s ready rows; {calls_rate:,.0f} calls/s metered+priced "
+          f"(target >= 50,000 events/s)")
+    print(f"events journaled by the benchmark client: {stored:,}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,51 @@
+"""Shared fixtures: one real simulator per test run, a fresh SQLite journal per test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tokenid import (
+    AsyncJournaledAzureOpenAI,
+    AsyncJournaledOpenAI,
+    Journal,
+    JournaledAzureOpenAI,
+    JournaledOpenAI,
+)
+from tokenid.simulator import Simulator
+
+API_KEY = "sk-test-SECRET-0123456789abcdef"
+AZURE_VERSION = "2024-10-21"
+DEPLOYMENTS: dict[str, Any] = {
+    "gpt-4o": {"model": "gpt-4o", "version": "2024-08-06", "type": "global"},
+    "gpt-4o-mini": {"model": "gpt-4o-mini", "version": "2024-07-18", "type": "global"},
+    "text-embedding-3-small": {"model": "text-embedding-3-small", "type": "global"},
+}
+
+
+@pytest.fixture(scope="session")
+def sim() -> Iterator[Simulator]:
+    with Simulator() as simulator:
+        yield simulator
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Iterator[Journal]:
+    j = Journal(tmp_path / "journal.db")
+    yield j
+    j.close()
+
+
+def make_client(kind: str, sim: Simulator, journal: Journal, **kw: Any) -> Any:
+    """kind: azure | openai | async_azure | async_openai."""
+    common: dict[str, Any] = {"api_key": API_KEY, "journal": journal, "max_retries": 0, **kw}
+    if kind.endswith("azure"):
+        common.setdefault("api_version", AZURE_VERSION)
+        common.setdefault("deployments", DEPLOYMENTS)
+        cls = AsyncJournaledAzureOpenAI if kind.startswith("async") else JournaledAzureOpenAI
+        return cls(azure_endpoint=sim.azure_endpoint, **common)
+    cls = AsyncJournaledOpenAI if kind.startswith("async") else JournaledOpenAI
+    return cls(base_url=sim.openai_base_url, **common)

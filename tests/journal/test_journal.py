@@ -1,0 +1,119 @@
+"""The SQLite journal: concurrency, durability, spooling, migrations."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tokenid import Journal, JournalError
+from tokenid.journal import COLUMNS
+from tokenid.journal.schema import SCHEMA_VERSION
+
+
+class Row:
+    """A pending item that is already a row (what the writer stores)."""
+
+    def __init__(self, n: int, session: str = "s") -> None:
+        values: dict[str, Any] = {c: None for c in COLUMNS}
+        values.update(id=f"{n:032x}", started_at=f"2026-11-23T10:00:{n % 60:02d}.000000Z", provider="openai",
+                      endpoint="chat.completions", usage_source="reported", status="ok", session_id=session,
+                      input_tokens=n, cost_usd="0.000001", cost_nanousd=1000)
+        self.row = tuple(values[c] for c in COLUMNS)
+
+    def to_row(self) -> tuple[Any, ...]:
+        return self.row
+
+    def fallback_row(self, error: BaseException) -> tuple[Any, ...]:
+        return self.row
+
+
+class Broken(Row):
+    def to_row(self) -> tuple[Any, ...]:
+        raise RuntimeError("metering bug")
+
+
+def test_wal_mode_and_schema_version(tmp_path: Path) -> None:
+    j = Journal(tmp_path / "j.db")
+    conn = sqlite3.connect(tmp_path / "j.db")
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.commit()
+    conn.close()
+    j.close()
+    with pytest.raises(JournalError, match="newer than this TokenID"):
+        Journal(tmp_path / "j.db")
+
+
+def test_bad_path_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(JournalError, match="cannot open the journal"):
+        Journal(tmp_path / "file" / "j.db")
+
+
+def test_batched_writes_and_flush(tmp_path: Path) -> None:
+    j = Journal(tmp_path / "j.db", batch_size=100)
+    for n in range(1050):
+        j.record(Row(n))
+    assert j.flush(10)
+    assert len(j.events()) == 1050
+    assert j.stats["written"] == 1050
+
+
+def test_a_metering_failure_still_journals_the_call(tmp_path: Path) -> None:
+    j = Journal(tmp_path / "j.db")
+    j.record(Broken(1))
+    j.flush()
+    (row,) = j.events()
+    assert row["input_tokens"] == 1 and j.stats["row_errors"] == 1
+
+
+def test_store_failure_spools_and_reloads(tmp_path: Path) -> None:
+    j = Journal(tmp_path / "j.db")
+
+    class FailingStore:
+        def insert(self, rows: Any) -> None:
+            raise sqlite3.DatabaseError("disk I/O error")
+
+    real = j.store
+    j.store = FailingStore()  # type: ignore[assignment]
+    for n in range(5):
+        j.record(Row(n))
+    j.flush()
+    assert j.stats["spooled"] == 5
+    assert list((tmp_path / "j.db.spool").glob("*.jsonl"))
+    j.store = real
+    j.close()
+    reopened = Journal(tmp_path / "j.db")
+    assert sorted(e["input_tokens"] for e in reopened.events()) == [0, 1, 2, 3, 4]
+    assert not list((tmp_path / "j.db.spool").glob("*.jsonl"))
+
+
+WRITER = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, {tests!r})
+    from test_journal import Row
+    from tokenid import Journal
+    j = Journal(sys.argv[1], batch_size=50)
+    base = int(sys.argv[2]) * 100000
+    for n in range(int(sys.argv[3])):
+        j.record(Row(base + n, session=sys.argv[2]))
+    # no flush, no close: the interpreter-exit hook must write everything
+""")
+
+
+def test_several_processes_lose_nothing(tmp_path: Path) -> None:
+    script = tmp_path / "writer.py"
+    script.write_text(WRITER.format(tests=str(Path(__file__).parent)))
+    db = tmp_path / "shared.db"
+    procs = [subprocess.Popen([sys.executable, str(script), str(db), str(p), "2000"]) for p in range(4)]
+    assert [p.wait(120) for p in procs] == [0, 0, 0, 0]
+    j = Journal(db)
+    counts = {s: len(j.events(session_id=str(s))) for s in range(4)}
+    assert counts == {0: 2000, 1: 2000, 2: 2000, 3: 2000}
