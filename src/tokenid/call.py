@@ -12,7 +12,7 @@ import logging
 import re
 import time
 import zlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -65,8 +65,20 @@ _SECRET = re.compile(r"(?:sk-[A-Za-z0-9_\-*]{3,}|eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0
 _NANO = Decimal("1e-9")
 
 
+_ENDPOINT_CACHE: dict[str, str] = {}
+
+
 def endpoint_name(path: str) -> str:
     """``/openai/deployments/x/chat/completions`` -> ``chat.completions``; unknown paths stay paths."""
+    name = _ENDPOINT_CACHE.get(path)
+    if name is None:
+        name = _endpoint_name(path)
+        if len(_ENDPOINT_CACHE) < 4096:  # paths with ids in them are many; stop caching rather than grow
+            _ENDPOINT_CACHE[path] = name
+    return name
+
+
+def _endpoint_name(path: str) -> str:
     rest = _PREFIX.sub("", path, count=1).rstrip("/")
     name = _ENDPOINTS.get(rest)
     if name is not None:
@@ -123,19 +135,7 @@ def _decode(body: bytes, encoding: str | None) -> bytes:
 
 def _sse_payloads(body: bytes) -> list[bytes]:
     """The ``data:`` payload of every server-sent event, in order."""
-    payloads: list[bytes] = []
-    current: list[bytes] = []
-    for line in body.splitlines():
-        if not line:
-            if current:
-                payloads.append(b"\n".join(current))
-                current = []
-        elif line.startswith(b"data:"):
-            value = line[5:]
-            current.append(value[1:] if value.startswith(b" ") else value)
-    if current:
-        payloads.append(b"\n".join(current))
-    return payloads
+    return list(_iter_events(body, reverse=False))
 
 
 def _stream_text(payloads: list[bytes]) -> str:
@@ -248,7 +248,7 @@ class Call:
                 self.provider = "azure_openai"
             elif self.provider == "azure_openai":
                 self.deployment = self.model_requested  # /openai/v1/... and /openai/responses take it in the body
-            if self.provider == "azure_openai":
+            if self.provider == "azure_openai" and (self.api_version is None or b"api-version" in url.query):
                 self.api_version = url.params.get("api-version") or self.api_version
         return self.attempts
 
@@ -363,12 +363,9 @@ class Call:
         is_sse = "event-stream" in self.content_type or (self.stream and body is not None and body.lstrip()[:5] in (
             b"data:", b"event"))
         if body and is_sse:
-            payloads = _sse_payloads(body)
-            usage, model_served, usage_model = _stream_usage(payloads)
-            if usage_model is not None:
-                model_served = usage_model
+            usage, model_served = _stream_usage(body)
             if usage is None or self.settings.store_content:
-                text = _stream_text(payloads)
+                text = _stream_text(_sse_payloads(body))
         elif body and "json" in self.content_type:
             try:
                 obj = json.loads(body)
@@ -496,55 +493,77 @@ def _ends_with_done(chunks: list[bytes] | None) -> bool:
 
 
 _NULL_USAGE = (b'"usage":null', b'"usage": null')
+_MODEL = re.compile(rb'"model"\s*:\s*"[^"]')
 
 
-def _stream_usage(payloads: list[bytes]) -> tuple[Usage | None, str | None, str | None]:
-    """(usage, first served model, model of the usage-bearing event) of an SSE body.
+def _event_data(event: bytes) -> bytes:
+    """The data of one server-sent event (``data:`` lines joined)."""
+    if event.startswith(b"data: ") and b"\n" not in event:
+        return event[6:]  # the usual one-line event
+    return b"\n".join(line[5:].lstrip(b" ") for line in event.splitlines() if line.startswith(b"data:"))
 
-    Only events that may carry usage or a model are JSON-decoded: a stream is scanned once, from the end.
+
+def _iter_events(body: bytes, *, reverse: bool) -> Iterator[bytes]:
+    """Event data of an SSE body, from either end, without splitting what is not read."""
+    body = body.replace(b"\r\n", b"\n") if b"\r" in body else body
+    if not reverse:
+        start = 0
+        while start < len(body):
+            end = body.find(b"\n\n", start)
+            end = len(body) if end == -1 else end
+            if end > start:
+                yield _event_data(body[start:end].strip(b"\n"))
+            start = end + 2
+        return
+    end = len(body)
+    while end > 0:
+        start = body.rfind(b"\n\n", 0, end)
+        chunk = body[start + 2 if start != -1 else 0:end].strip(b"\n")
+        if chunk:
+            yield _event_data(chunk)
+        end = start if start != -1 else 0
+
+
+def _stream_usage(body: bytes) -> tuple[Usage | None, str | None]:
+    """(usage, served model) of an SSE body.
+
+    Usage is the last event carrying a non-null ``usage`` (read from the end: it is the last or
+    next-to-last event); the model is the terminal Responses event's, else the first non-empty one.
+    Only those few events are JSON-decoded.
     """
     usage: Usage | None = None
-    usage_model: str | None = None
-    for payload in reversed(payloads):
-        if b'"usage"' not in payload:
-            continue
-        if payload.count(b'"usage"') == sum(payload.count(n) for n in _NULL_USAGE):
+    model: str | None = None
+    for data in _iter_events(body, reverse=True):
+        if b'"usage"' not in data or data.count(b'"usage"') == sum(data.count(n) for n in _NULL_USAGE):
             continue
         try:
-            obj = json.loads(payload)
+            obj = json.loads(data)
         except ValueError:
             continue
         if not isinstance(obj, dict):
             continue
         holder = _holder(obj)
-        found = usage_from_json(holder.get("usage"))
-        if found is None and holder is not obj:
-            found = usage_from_json(obj.get("usage"))
-        if found is not None:
-            usage = found
+        usage = usage_from_json(holder.get("usage"))
+        if usage is None and holder is not obj:
+            usage = usage_from_json(obj.get("usage"))
+        if usage is not None:
             if holder is not obj and isinstance(holder.get("model"), str) and holder["model"]:
-                usage_model = holder["model"]
+                model = holder["model"]
             break
-    first_model: str | None = None
-    for payload in payloads:
-        if b'"model"' not in payload:
-            continue
-        match = _MODEL.search(payload)
-        if match is None:
-            continue
-        try:
-            obj = json.loads(payload)
-        except ValueError:
-            continue
-        if isinstance(obj, dict):
-            model = _holder(obj).get("model")
-            if isinstance(model, str) and model:
-                first_model = model
-                break
-    return usage, first_model, usage_model
-
-
-_MODEL = re.compile(rb'"model"\s*:\s*"[^"]')
+    if model is None:
+        for data in _iter_events(body, reverse=False):
+            if _MODEL.search(data) is None:
+                continue
+            try:
+                obj = json.loads(data)
+            except ValueError:
+                continue
+            if isinstance(obj, dict):
+                found = _holder(obj).get("model")
+                if isinstance(found, str) and found:
+                    model = found
+                    break
+    return usage, model
 
 
 def _holder(obj: dict[str, Any]) -> dict[str, Any]:

@@ -153,7 +153,12 @@ def _usage_only(item: Any) -> bool:
 
 
 def _finished(item: Any) -> bool:
-    return any(getattr(c, "finish_reason", None) for c in (getattr(item, "choices", None) or ()))
+    choices = getattr(item, "choices", None)
+    if not choices:
+        return False
+    if len(choices) == 1:
+        return bool(getattr(choices[0], "finish_reason", None))
+    return any(getattr(c, "finish_reason", None) for c in choices)
 
 
 _NOTHING: Any = object()
@@ -207,18 +212,29 @@ class _JournaledSyncStream:
     _iterator: Iterator[Any]
 
     def __iter__(self) -> Iterator[Any]:
-        while True:
-            try:
-                item = self.__next__()
-            except StopIteration:
-                return
-            try:
-                yield item
-            except GeneratorExit:  # the caller left the loop early
-                call = _call_of(self)
-                if call is not None:
-                    call.abandoned(_chunks_of(self))
-                raise
+        call = _call_of(self)
+        folder = _folder(self)
+        iterator = self._iterator
+        try:
+            if folder is None:
+                yield from iterator
+            else:
+                feed = folder.feed
+                for item in iterator:
+                    out = feed(item)
+                    if out is not _NOTHING:
+                        yield out
+                held = folder.flush()
+                if held is not _NOTHING:
+                    yield held
+        except GeneratorExit:  # the caller left the loop early
+            if call is not None:
+                call.abandoned(_chunks_of(self))
+            raise
+        except BaseException as exc:
+            if call is not None:
+                call.failed(exc)
+            raise
 
     def __next__(self) -> Any:
         folder = _folder(self)
@@ -253,18 +269,26 @@ class _JournaledAsyncStream:
     _iterator: AsyncIterator[Any]
 
     async def __aiter__(self) -> AsyncIterator[Any]:
-        while True:
-            try:
-                item = await self.__anext__()
-            except StopAsyncIteration:
-                return
-            try:
-                yield item
-            except GeneratorExit:
-                call = _call_of(self)
-                if call is not None:
-                    call.abandoned(_chunks_of(self))
-                raise
+        call = _call_of(self)
+        folder = _folder(self)
+        iterator = self._iterator
+        try:
+            async for item in iterator:
+                out = item if folder is None else folder.feed(item)
+                if out is not _NOTHING:
+                    yield out
+            if folder is not None:
+                held = folder.flush()
+                if held is not _NOTHING:
+                    yield held
+        except GeneratorExit:
+            if call is not None:
+                call.abandoned(_chunks_of(self))
+            raise
+        except BaseException as exc:
+            if call is not None:
+                call.failed(exc)
+            raise
 
     async def __anext__(self) -> Any:
         folder = _folder(self)

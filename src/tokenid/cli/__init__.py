@@ -66,19 +66,28 @@ def _int(value: Any) -> str:
     return f"{int(value or 0):,}"
 
 
+_NOTE_NAMES = {"errors": "err", "blocked": "blocked", "aborted": "aborted", "estimated": "est.",
+               "unpriced": "unpriced"}
+
+
 def totals_table(title: str, rows: list[dict[str, Any]], key_label: str) -> Table:
-    table = Table(title=title, title_justify="left", header_style="bold")
-    table.add_column(key_label, overflow="fold")
-    for name in ("calls", "input tok", "cached", "output tok", "reasoning"):
-        table.add_column(name, justify="right")
-    table.add_column("cost", justify="right", style="bold")
-    table.add_column("notes")
+    table = Table(title=title, title_justify="left", header_style="bold", pad_edge=False)
+    table.add_column(key_label, overflow="fold", min_width=10)
+    optional = [(k, label) for k, label in (("cached_input_tokens", "cached"), ("reasoning_tokens", "reasoning"))
+                if any(r.get(k) for r in rows)]
+    table.add_column("calls", justify="right")
+    table.add_column("input", justify="right")
+    for _, label in optional:
+        table.add_column(label, justify="right")
+    table.add_column("output", justify="right")
+    table.add_column("cost", justify="right", style="bold", no_wrap=True, min_width=9)
+    table.add_column("notes", overflow="fold")
     for r in rows:
-        notes = [f"{r[k]} {k}" for k in ("errors", "blocked", "aborted", "estimated", "unpriced") if r.get(k)]
-        table.add_row(str(r["key"]), _int(r["calls"]), _int(r["input_tokens"]), _int(r["cached_input_tokens"]),
-                      _int(r["output_tokens"]), _int(r["reasoning_tokens"]), money(r["cost_usd"]), ", ".join(notes))
+        notes = " · ".join(f"{r[k]} {label}" for k, label in _NOTE_NAMES.items() if r.get(k))
+        table.add_row(str(r["key"]), _int(r["calls"]), _int(r["input_tokens"]),
+                      *[_int(r[k]) for k, _ in optional], _int(r["output_tokens"]), money(r["cost_usd"]), notes)
     if not rows:
-        table.add_row("(no calls journaled)", *[""] * 7)
+        table.add_row("(no calls journaled)", *[""] * (5 + len(optional)))
     return table
 
 
@@ -90,9 +99,9 @@ def print_report(journal: Journal, groups: list[str], since: str | None = None, 
             raise typer.BadParameter(str(exc), param_hint="--by") from exc
         _console().print(totals_table(f"Spend by {group}", rows, group))
     overall = queries.totals(journal, "provider", since=since, until=until)
-    total = sum((r["cost_usd"] for r in overall), Decimal(0))
+    total = sum((r["cost_usd"] for r in overall if r["cost_usd"] is not None), Decimal(0))
     calls = sum(r["calls"] for r in overall)
-    _console().print(f"[bold]Total:[/bold] {calls:,} calls, {money(total)}  (journal: {journal.path})")
+    _console().print(f"[bold]Total:[/bold] {calls:,} calls, {money(total)}")
 
 
 @app.command()

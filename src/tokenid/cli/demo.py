@@ -44,20 +44,21 @@ def _sync_calls(endpoint: str, journal: str) -> None:
         for question in QUESTIONS:
             reply = client.chat.completions.create(model="gpt-4o-mini",
                                                    messages=[{"role": "user", "content": question}])
-            console.print(f"  chat      gpt-4o-mini  {reply.usage.prompt_tokens if reply.usage else '?':>4} in  "
-                          f"→ {reply.choices[0].message.content[:60] if reply.choices[0].message.content else ''}…")
+            text = reply.choices[0].message.content or ""
+            console.print(f"  chat      gpt-4o-mini  {reply.usage.prompt_tokens if reply.usage else '?':>3} tokens in  "
+                          f"→ {text[:32]}…", overflow="ellipsis", no_wrap=True)
         stream = client.chat.completions.create(
             model="gpt-4o", max_tokens=120, stream=True,
             messages=[{"role": "user", "content": "Explain our escalation process step by step."}])
         pieces = [c.choices[0].delta.content or "" for c in stream if c.choices]
-        console.print(f"  stream    gpt-4o       {len(pieces)} chunks (usage read from the final chunk, hidden)")
+        console.print(f"  stream    gpt-4o       {len(pieces)} chunks; TokenID asked for usage and folded it in")
         vectors = client.embeddings.create(model="text-embedding-3-small", input=QUESTIONS)
         console.print(f"  embed     text-embedding-3-small  {len(vectors.data)} vectors")
         try:
             client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "bad"}],
                                            extra_headers={"x-sim-fault": "content_filter"})
         except openai.BadRequestError as exc:
-            console.print(f"  blocked by Azure's content filter: HTTP {exc.status_code} (journaled as an error)")
+            console.print(f"  rejected by Azure's content filter: HTTP {exc.status_code} (journaled as an error)")
 
     legacy = JournaledAzureOpenAI(azure_endpoint=endpoint, api_key="demo-key", api_version="2024-02-01",
                                   session_id="support-bot", journal=journal, deployments=DEPLOYMENTS)
@@ -66,7 +67,7 @@ def _sync_calls(endpoint: str, journal: str) -> None:
                                                 messages=[{"role": "user", "content": QUESTIONS[0]}])
         for _ in stream:
             pass
-        console.print("  stream    api-version 2024-02-01 sends no usage: tokens estimated with the o200k tokenizer")
+        console.print("  stream    api-version 2024-02-01: no usage sent, tokens estimated (o200k)")
 
 
 async def _async_calls(endpoint: str, journal: str) -> None:
@@ -106,6 +107,6 @@ def run_demo(journal: str | None) -> None:
     from . import print_report
 
     print_report(j, ["session", "deployment", "model"])
-    console.print(f"\nExplore: [bold]tokenid sessions --journal {path}[/bold]   "
-                  f"[bold]tokenid session show support-bot --journal {path}[/bold]   "
-                  f"[bold]tokenid export --journal {path} --format csv[/bold]")
+    console.print("\nExplore the demo's journal:")
+    for command in ("sessions", "session show support-bot", "tail", "export --format csv"):
+        console.print(f"  tokenid {command} --journal {path}", soft_wrap=True, highlight=False)

@@ -31,7 +31,7 @@ _SUMS = """
   COALESCE(SUM(cached_input_tokens), 0) AS cached_input_tokens,
   COALESCE(SUM(output_tokens), 0) AS output_tokens,
   COALESCE(SUM(reasoning_tokens), 0) AS reasoning_tokens,
-  COALESCE(SUM(cost_nanousd), 0) AS cost_nanousd,
+  SUM(cost_nanousd) AS cost_nanousd,
   SUM(cost_nanousd IS NULL AND status != 'blocked') AS unpriced,
   SUM(status = 'error') AS errors,
   SUM(status = 'blocked') AS blocked,
@@ -56,7 +56,8 @@ def _where(since: str | None, until: str | None, session_id: str | None = None) 
 
 
 def _money(row: dict[str, Any]) -> dict[str, Any]:
-    row["cost_usd"] = Decimal(row.pop("cost_nanousd")) * _NANO
+    nanos = row.pop("cost_nanousd")
+    row["cost_usd"] = None if nanos is None else Decimal(nanos) * _NANO  # None: nothing in the group was priced
     return row
 
 
@@ -66,7 +67,7 @@ def totals(journal: Journal, by: str, *, since: str | None = None, until: str | 
     if key is None:
         raise ConfigError(f"unknown grouping {by!r}; accepted: {', '.join(GROUPS)}")
     where, params = _where(since, until)
-    sql = f"SELECT {key} AS key, {_SUMS} FROM events {where} GROUP BY 1 ORDER BY cost_nanousd DESC, calls DESC"
+    sql = f"SELECT {key} AS key, {_SUMS} FROM events {where} GROUP BY 1 ORDER BY COALESCE(cost_nanousd, -1) DESC, calls DESC"
     return [_money(dict(r)) for r in journal.store.query(sql, params)]
 
 

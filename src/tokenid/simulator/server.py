@@ -37,6 +37,13 @@ class _QuietDisconnects(logging.Filter):
         return not _is_simulated(exc)
 
 
+class _QuietClientGone(logging.Filter):
+    """Drop asyncio's warning for writes to a client that already left (it broke out of a stream)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("socket.send() raised exception")
+
+
 def _is_simulated(exc: BaseException | None) -> bool:
     if isinstance(exc, SimulatedDisconnect):
         return True
@@ -55,6 +62,7 @@ def _install_log_filter() -> None:
     with _filter_lock:
         if not _filter_installed:
             logging.getLogger("uvicorn.error").addFilter(_QuietDisconnects())
+            logging.getLogger("asyncio").addFilter(_QuietClientGone())
             _filter_installed = True
 
 
