@@ -67,7 +67,8 @@ def totals(journal: Journal, by: str, *, since: str | None = None, until: str | 
     if key is None:
         raise ConfigError(f"unknown grouping {by!r}; accepted: {', '.join(GROUPS)}")
     where, params = _where(since, until)
-    sql = f"SELECT {key} AS key, {_SUMS} FROM events {where} GROUP BY 1 ORDER BY COALESCE(cost_nanousd, -1) DESC, calls DESC"
+    sql = (f"SELECT {key} AS key, {_SUMS} FROM events {where} "
+           "GROUP BY 1 ORDER BY COALESCE(cost_nanousd, -1) DESC, calls DESC")
     return [_money(dict(r)) for r in journal.store.query(sql, params)]
 
 
