@@ -317,3 +317,20 @@ def test_journal_default_path_env(tmp_path: Any, monkeypatch: pytest.MonkeyPatch
     monkeypatch.delenv("TOKENID_JOURNAL")
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     assert tokenid.default_journal_target() == os.path.join(str(tmp_path / "data"), "tokenid", "journal.db")
+
+
+def test_a_pricing_failure_never_breaks_the_call(sim: Any, journal: Journal, monkeypatch: pytest.MonkeyPatch) -> None:
+    client = make_client("azure", sim, journal, session_id="pricing-bug")
+
+    def broken(**_: Any) -> Any:
+        raise ZeroDivisionError("bug in a price table")
+
+    monkeypatch.setattr(client._tokenid.pricer, "price", broken)
+    reply = client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+    client.close()
+    assert reply.choices[0].message.content
+    (row,) = journal.events(session_id="pricing-bug")
+    assert row["status"] == "ok" and row["http_status"] == 200
+    assert row["cost_usd"] is None and row["unpriced_reason"] == "pricing failed: ZeroDivisionError"
+    assert row["usage_source"] == "reported"
+    assert row["output_tokens"] == reply.usage.completion_tokens  # type: ignore[union-attr]

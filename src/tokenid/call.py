@@ -390,10 +390,14 @@ class Call:
         if self.status == "error" or usage is None:
             out["unpriced_reason"] = "error response" if self.status == "error" else "no usage"
         else:
-            priced = self.settings.pricer.price(
-                provider=self.provider, usage=usage, model_served=model_served, model_requested=self.model_requested,
-                deployment=self.deployment, at=datetime.fromtimestamp(self.started, tz=timezone.utc))
-            out["priced"] = priced
+            try:
+                out["priced"] = self.settings.pricer.price(
+                    provider=self.provider, usage=usage, model_served=model_served,
+                    model_requested=self.model_requested, deployment=self.deployment,
+                    at=datetime.fromtimestamp(self.started, tz=timezone.utc))
+            except Exception as exc:  # keep the usage; only the cost is lost, and the event says why
+                log.warning("tokenid: pricing failed (%s: %s); journaled unpriced", type(exc).__name__, exc)
+                out["unpriced_reason"] = f"pricing failed: {type(exc).__name__}"
         if self.settings.store_content:
             out["content"] = {"request": self.request, "response_text": text}
         del payload_obj
