@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
+import operator
+import random
 import re
 import time
 import zlib
@@ -16,7 +18,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import openai
 
@@ -63,6 +65,8 @@ _PREFIX = re.compile(r"^/*(?:openai/)?(?:v1/)?(?:deployments/[^/]+/)?")
 _DEPLOYMENT_IN_PATH = re.compile(r"/deployments/([^/]+)/")
 _SECRET = re.compile(r"(?:sk-[A-Za-z0-9_\-*]{3,}|eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-.]+|Bearer\s+\S+)")
 _NANO = Decimal("1e-9")
+_EMPTY_ROW = dict.fromkeys(COLUMNS)
+_to_tuple = operator.itemgetter(*COLUMNS)  # a row dict -> the column-ordered tuple, in C
 
 
 _ENDPOINT_CACHE: dict[str, str] = {}
@@ -111,10 +115,9 @@ def _iso(ts: float) -> str:
 
 
 def _new_id(ts: float) -> str:
-    # 48-bit milliseconds then 80 random bits: sortable by time, unique across processes
-    import os
-
-    return f"{int(ts * 1000):012x}{os.urandom(10).hex()}"
+    # 48-bit milliseconds then 80 random bits: sortable by time, unique across processes (the random
+    # module is seeded from the OS at start and reseeded in a forked child; no syscall per event)
+    return f"{int(ts * 1000):012x}{random.getrandbits(80):020x}"
 
 
 def _decode(body: bytes, encoding: str | None) -> bytes:
@@ -420,11 +423,9 @@ class Call:
         usage: Usage | None = metered.get("usage")
         priced = metered.get("priced")
         cost: Decimal | None = priced.cost_usd if priced is not None else None
-        headers = self.headers
-        region = request_id = None
-        if headers is not None:
-            region = headers.get("x-ms-region")
-            request_id = headers.get("x-request-id") or headers.get("apim-request-id")
+        found = _pick_headers(self.headers)
+        region = found.get(b"x-ms-region")
+        request_id = found.get(b"x-request-id") or found.get(b"apim-request-id")
         row: dict[str, Any] = {
             "id": _new_id(self.started),
             "started_at": _iso(self.started),
@@ -475,7 +476,17 @@ class Call:
                 row["cost_nanousd"] = int((cost / _NANO).to_integral_value(ROUND_HALF_EVEN))
         if "content" in metered:
             row["content"] = json.dumps(metered["content"], default=str)
-        return tuple(row.get(name) for name in COLUMNS)
+        return cast(tuple[Any, ...], _to_tuple({**_EMPTY_ROW, **row}))
+
+
+_WANTED_HEADERS = frozenset({b"x-ms-region", b"x-request-id", b"apim-request-id"})
+
+
+def _pick_headers(headers: httpx2.Headers | None) -> dict[bytes, str]:
+    """The few response headers the event keeps, in one pass (never auth headers: they are request-side)."""
+    if headers is None:
+        return {}
+    return {k.lower(): v.decode("latin-1") for k, v in headers.raw if k.lower() in _WANTED_HEADERS}
 
 
 def _sdk_error_name(error: BaseException) -> str:
