@@ -67,28 +67,30 @@ def stream_round(client: Any, n: int) -> float:
     return time.perf_counter() - t
 
 
-def compare(raw: Any, journaled: Any, fn: Any, calls: int, rounds: int) -> tuple[float, float, float]:
-    """Median per-call seconds of each client, and the median of the per-round ratios (paired rounds
-    cancel most of the drift a shared 2-core machine has)."""
+def compare(raw: Any, journaled: Any, fn: Any, calls: int, rounds: int) -> dict[str, float]:
+    """Median per-call wall time of each client, the median of per-round ratios (paired rounds cancel most
+    of the drift of a shared 2-core machine), and client-process CPU per call (writer thread included)."""
     per = max(1, calls // rounds)
     fn(raw, 20)
     fn(journaled, 20)  # warm up connections, tokenizer, prices
     journaled.journal.flush()
-    raw_t: list[float] = []
-    jou_t: list[float] = []
+    wall: dict[bool, list[float]] = {False: [], True: []}
+    cpu: dict[bool, list[float]] = {False: [], True: []}
     for i in range(rounds):
-        first, second = (raw, journaled) if i % 2 == 0 else (journaled, raw)
-        times = {}
-        for client in (first, second):
-            t = time.perf_counter()
+        for client in ((raw, journaled) if i % 2 == 0 else (journaled, raw)):
+            t, c = time.perf_counter(), time.process_time()
             fn(client, per)
             if client is journaled:
                 journaled.journal.flush()
-            times[client is journaled] = (time.perf_counter() - t) / per
-        raw_t.append(times[False])
-        jou_t.append(times[True])
-    ratio = statistics.median(j / r for j, r in zip(jou_t, raw_t, strict=True))
-    return statistics.median(raw_t), statistics.median(jou_t), ratio
+            wall[client is journaled].append((time.perf_counter() - t) / per)
+            cpu[client is journaled].append((time.process_time() - c) / per)
+    return {
+        "raw": statistics.median(wall[False]),
+        "journaled": statistics.median(wall[True]),
+        "ratio": statistics.median(j / r for j, r in zip(wall[True], wall[False], strict=True)),
+        "cpu_raw": statistics.median(cpu[False]),
+        "cpu_journaled": statistics.median(cpu[True]),
+    }
 
 
 def ingest_rate(tmp: Path, events: int) -> tuple[float, float]:
@@ -153,8 +155,8 @@ def main() -> None:
             raw = openai.AzureOpenAI(**kw)
             journaled = JournaledAzureOpenAI(**kw, journal=Path(tmp) / "bench.db", deployments=DEPLOYMENTS,
                                              session_id="bench")
-            r_plain, j_plain, plain_ratio = compare(raw, journaled, plain_round, a.calls, a.rounds)
-            r_stream, j_stream, stream_ratio = compare(raw, journaled, stream_round, a.streams, a.rounds)
+            plain = compare(raw, journaled, plain_round, a.calls, a.rounds)
+            streamed = compare(raw, journaled, stream_round, a.streams, a.rounds)
             rows_rate, calls_rate = ingest_rate(Path(tmp), a.events)
             stored = len(journaled.journal.events())
             journaled.close()
@@ -162,10 +164,10 @@ def main() -> None:
     finally:
         proc.terminate()
         proc.wait(10)
-    print(f"non-streaming chat     raw {r_plain * 1e3:7.3f} ms  journaled {j_plain * 1e3:7.3f} ms  "
-          f"ratio {plain_ratio:.3f}x  (target <= 1.05x)")
-    print(f"100-chunk stream       raw {r_stream * 1e3:7.3f} ms  journaled {j_stream * 1e3:7.3f} ms  "
-          f"ratio {stream_ratio:.3f}x  (target <= 1.05x)")
+    for label, m in (("non-streaming chat", plain), ("100-chunk stream", streamed)):
+        print(f"{label:22s} raw {m['raw'] * 1e3:7.3f} ms  journaled {m['journaled'] * 1e3:7.3f} ms  "
+              f"ratio {m['ratio']:.3f}x (target <= 1.05x)   client CPU/call {m['cpu_raw'] * 1e6:6.0f} -> "
+              f"{m['cpu_journaled'] * 1e6:6.0f} us (+{(m['cpu_journaled'] - m['cpu_raw']) * 1e6:.0f} us)")
     print(f"journal ingest         {rows_rate:,.0f} rows/s ready rows; {calls_rate:,.0f} calls/s metered+priced "
           f"(target >= 50,000 events/s)")
     print(f"events journaled by the benchmark client: {stored:,}")

@@ -21,6 +21,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from typing import TYPE_CHECKING, Any, cast
 
 import openai
+import pydantic
 
 from .journal.schema import COLUMNS
 from .usage import Usage, usage_from_json
@@ -196,7 +197,8 @@ class Call:
     __slots__ = (
         "api_version", "attempts", "body", "chunks", "complete", "content_type", "deployment", "encoding", "endpoint",
         "error", "error_code", "error_message", "finished", "headers", "http_status", "injected_usage", "method",
-        "model_requested", "path", "provider", "request", "resource", "returned", "session_id", "settings", "started",
+        "model_requested", "parsed", "path", "provider", "request", "resource", "returned", "session_id", "settings",
+        "started",
         "status", "stream", "t0", "t_end", "t_first", "tags",
     )
 
@@ -228,6 +230,7 @@ class Call:
         self.body: bytes | None = None
         self.chunks: list[bytes] | None = None
         self.complete = False
+        self.parsed: tuple[Usage, str | None] | None = None
         self.returned = False
         self.finished = False
         self.status = "ok"
@@ -296,9 +299,18 @@ class Call:
         if self.t_first is None:
             self.t_first = time.perf_counter()
 
-    def returned_ok(self) -> None:
-        """``request()`` returned; journal now unless the body is still being streamed."""
+    def returned_ok(self, result: object = None) -> None:
+        """``request()`` returned; journal now unless the body is still being streamed.
+
+        When the SDK already parsed the response into a model that carries usage, that is kept (a few
+        attribute reads) so the writer need not decode the body again.
+        """
         self.returned = True
+        if not self.stream and isinstance(result, pydantic.BaseModel):
+            usage = usage_from_json(getattr(result, "usage", None))
+            if usage is not None:
+                model = getattr(result, "model", None)
+                self.parsed = (usage, model if isinstance(model, str) and model else None)
         if self.complete or self.body is not None:
             self.finish()
 
@@ -365,7 +377,9 @@ class Call:
             body = _decode(b"".join(self.chunks), self.encoding)
         is_sse = "event-stream" in self.content_type or (self.stream and body is not None and body.lstrip()[:5] in (
             b"data:", b"event"))
-        if body and is_sse:
+        if self.parsed is not None and not self.settings.store_content:
+            usage, model_served = self.parsed
+        elif body and is_sse:
             usage, model_served = _stream_usage(body)
             if usage is None or self.settings.store_content:
                 text = _stream_text(_sse_payloads(body))
@@ -433,7 +447,7 @@ class Call:
             "latency_ms": round((t_end - self.t0) * 1000, 3),
             "ttft_ms": round((self.t_first - self.t0) * 1000, 3) if self.stream and self.t_first else None,
             "session_id": self.session_id,
-            "tags": json.dumps(dict(self.tags), sort_keys=True) if self.tags else None,
+            "tags": _tags_json(self.tags),
             "provider": self.provider,
             "endpoint": self.endpoint,
             "method": self.method.upper(),
@@ -477,6 +491,22 @@ class Call:
         if "content" in metered:
             row["content"] = json.dumps(metered["content"], default=str)
         return cast(tuple[Any, ...], _to_tuple({**_EMPTY_ROW, **row}))
+
+
+_TAGS_JSON: dict[int, tuple[Mapping[str, str], str]] = {}
+
+
+def _tags_json(tags: Mapping[str, str]) -> str | None:
+    """JSON of a tags map; a client's own tags (one object for all its calls) are encoded once."""
+    if not tags:
+        return None
+    cached = _TAGS_JSON.get(id(tags))
+    if cached is not None and cached[0] is tags:
+        return cached[1]
+    text = json.dumps(dict(tags), sort_keys=True)
+    if len(_TAGS_JSON) < 1024:
+        _TAGS_JSON[id(tags)] = (tags, text)  # keeps the map alive, so its id cannot be reused
+    return text
 
 
 _WANTED_HEADERS = frozenset({b"x-ms-region", b"x-request-id", b"apim-request-id"})

@@ -200,7 +200,7 @@ class _SyncJournaling(_Journaling):
             raise
         finally:
             _CURRENT_CALL.reset(token)
-        call.returned_ok()
+        call.returned_ok(result)
         return result
 
     def _send_request(self, request: httpx2.Request, *, stream: bool, **kwargs: Any) -> httpx2.Response:
@@ -237,7 +237,7 @@ class _AsyncJournaling(_Journaling):
             raise
         finally:
             _CURRENT_CALL.reset(token)
-        call.returned_ok()
+        call.returned_ok(result)
         return result
 
     async def _send_request(self, request: httpx2.Request, *, stream: bool, **kwargs: Any) -> httpx2.Response:

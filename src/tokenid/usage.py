@@ -38,47 +38,56 @@ def _int(value: object) -> int:
     return 0
 
 
-def _details(usage: Mapping[str, Any], *keys: str) -> Mapping[str, Any]:
+def _field(obj: object, name: str) -> Any:
+    """``obj[name]`` for decoded JSON, ``obj.name`` for the SDK's parsed models; None when absent."""
+    if isinstance(obj, Mapping):
+        return obj.get(name)
+    return getattr(obj, name, None)
+
+
+def _details(usage: object, *keys: str) -> object:
     for key in keys:
-        value = usage.get(key)
-        if isinstance(value, Mapping):
+        value = _field(usage, key)
+        if value is not None:
             return value
-    return {}
+    return None
 
 
 def usage_from_json(usage: object) -> Usage | None:
-    """Read a ``usage`` object (already decoded JSON) of any endpoint; None when it carries no counts.
+    """Read a ``usage`` object of any endpoint; None when it carries no counts.
 
-    Handles chat/completions/embeddings (``prompt_tokens``…), Responses, image and audio models
+    Takes decoded JSON or the SDK's parsed usage model (same field names). Handles
+    chat/completions/embeddings (``prompt_tokens``…), Responses, image and audio models
     (``input_tokens``…), and the details objects of both spellings.
     """
-    if not isinstance(usage, Mapping):
+    if usage is None or isinstance(usage, str | int | float | list):
         return None
-    if "input_tokens" in usage or "output_tokens" in usage:
+    total = _field(usage, "total_tokens")
+    if _field(usage, "input_tokens") is not None or _field(usage, "output_tokens") is not None:
         inp = _details(usage, "input_tokens_details", "input_token_details")
         out = _details(usage, "output_tokens_details", "output_token_details")
         return Usage(
-            input_tokens=_int(usage.get("input_tokens")),
-            output_tokens=_int(usage.get("output_tokens")),
-            cached_input_tokens=_int(inp.get("cached_tokens")),
-            reasoning_tokens=_int(out.get("reasoning_tokens")),
-            audio_input_tokens=_int(inp.get("audio_tokens")),
-            audio_output_tokens=_int(out.get("audio_tokens")),
-            cache_write_tokens=_int(inp.get("cache_creation_tokens") or inp.get("cache_write_tokens")),
-            image_input_tokens=_int(inp.get("image_tokens")),
-            total_tokens=_int(usage["total_tokens"]) if "total_tokens" in usage else None,
+            input_tokens=_int(_field(usage, "input_tokens")),
+            output_tokens=_int(_field(usage, "output_tokens")),
+            cached_input_tokens=_int(_field(inp, "cached_tokens")),
+            reasoning_tokens=_int(_field(out, "reasoning_tokens")),
+            audio_input_tokens=_int(_field(inp, "audio_tokens")),
+            audio_output_tokens=_int(_field(out, "audio_tokens")),
+            cache_write_tokens=_int(_field(inp, "cache_creation_tokens") or _field(inp, "cache_write_tokens")),
+            image_input_tokens=_int(_field(inp, "image_tokens")),
+            total_tokens=_int(total) if total is not None else None,
         )
-    if "prompt_tokens" in usage or "completion_tokens" in usage:
+    if _field(usage, "prompt_tokens") is not None or _field(usage, "completion_tokens") is not None:
         prompt = _details(usage, "prompt_tokens_details")
         completion = _details(usage, "completion_tokens_details")
         return Usage(
-            input_tokens=_int(usage.get("prompt_tokens")),
-            output_tokens=_int(usage.get("completion_tokens")),
-            cached_input_tokens=_int(prompt.get("cached_tokens")),
-            reasoning_tokens=_int(completion.get("reasoning_tokens")),
-            audio_input_tokens=_int(prompt.get("audio_tokens")),
-            audio_output_tokens=_int(completion.get("audio_tokens")),
-            image_input_tokens=_int(prompt.get("image_tokens")),
-            total_tokens=_int(usage["total_tokens"]) if "total_tokens" in usage else None,
+            input_tokens=_int(_field(usage, "prompt_tokens")),
+            output_tokens=_int(_field(usage, "completion_tokens")),
+            cached_input_tokens=_int(_field(prompt, "cached_tokens")),
+            reasoning_tokens=_int(_field(completion, "reasoning_tokens")),
+            audio_input_tokens=_int(_field(prompt, "audio_tokens")),
+            audio_output_tokens=_int(_field(completion, "audio_tokens")),
+            image_input_tokens=_int(_field(prompt, "image_tokens")),
+            total_tokens=_int(total) if total is not None else None,
         )
     return None

@@ -113,6 +113,7 @@ class Journal:
             self._thread.start()
 
     def _run(self) -> None:
+        _lower_priority()
         while not self._closed:
             self._wake.wait(self.flush_interval)
             self._wake.clear()
@@ -196,6 +197,14 @@ class Journal:
 
     def __repr__(self) -> str:
         return f"Journal({str(self.path)!r})"
+
+
+def _lower_priority() -> None:
+    """Run the writer at a lower OS priority than the callers' threads (Linux: per-thread nice)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    except (AttributeError, OSError):  # not Linux, or not permitted: same priority is still correct
+        pass
 
 
 def _resolve_path(target: str | os.PathLike[str] | None) -> Path:

@@ -74,8 +74,6 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         _CREATE_EVENTS,
         "CREATE INDEX events_started_at ON events (started_at)",
         "CREATE INDEX events_session ON events (session_id, started_at)",
-        "CREATE INDEX events_deployment ON events (deployment, started_at)",
-        "CREATE INDEX events_model ON events (canonical_model, started_at)",
     ),
 )
 SCHEMA_VERSION: Final[int] = len(MIGRATIONS)
