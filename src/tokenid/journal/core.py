@@ -9,6 +9,7 @@ nothing is lost silently.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import itertools
 import json
 import logging
@@ -201,10 +202,9 @@ class Journal:
 
 def _lower_priority() -> None:
     """Run the writer at a lower OS priority than the callers' threads (Linux: per-thread nice)."""
-    try:
+    # not Linux, or not permitted: the same priority as the callers is still correct
+    with contextlib.suppress(AttributeError, OSError):
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
-    except (AttributeError, OSError):  # not Linux, or not permitted: same priority is still correct
-        pass
 
 
 def _resolve_path(target: str | os.PathLike[str] | None) -> Path:
