@@ -7,9 +7,10 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from conftest import make_client
 
 from tokenid import Journal
+
+from conftest import make_client
 
 LONG_PROMPT = [{"role": "user", "content": "budget " * 1500}]  # >= 1024 tokens: the simulator reports a cache hit
 PER_MILLION = Decimal(1_000_000)

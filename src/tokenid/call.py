@@ -29,6 +29,7 @@ from .usage import Usage, usage_from_json
 if TYPE_CHECKING:
     import httpx2
 
+    from .enforce import Decision, Enforcer
     from .journal import Journal
     from .pricing import Pricer
 
@@ -103,6 +104,7 @@ class ClientSettings:
 
     journal: Journal
     pricer: Pricer
+    enforcer: Enforcer | None = None
     session_id: str | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
     store_content: bool = False
@@ -195,7 +197,8 @@ class Call:
     """One logical call: created before sending, fed each attempt's response, journaled once."""
 
     __slots__ = (
-        "api_version", "attempts", "body", "chunks", "complete", "content_type", "deployment", "encoding", "endpoint",
+        "api_version", "attempts", "body", "chunks", "complete", "content_type", "decision", "deployment", "encoding",
+        "endpoint", "enforcement",
         "error", "error_code", "error_message", "finished", "headers", "http_status", "injected_usage", "method",
         "model_requested", "parsed", "path", "provider", "request", "resource", "returned", "session_id", "settings",
         "started",
@@ -231,6 +234,8 @@ class Call:
         self.chunks: list[bytes] | None = None
         self.complete = False
         self.parsed: tuple[Usage, str | None] | None = None
+        self.decision: Decision | None = None
+        self.enforcement: list[dict[str, Any]] | None = None
         self.returned = False
         self.finished = False
         self.status = "ok"
@@ -337,6 +342,16 @@ class Call:
         self.returned = True
         self.finish()
 
+    def blocked(self, error: BaseException) -> None:
+        """A local rule denied the call: it is journaled as blocked, at no cost, with the rule's actions."""
+        decision = getattr(error, "decision", None)
+        self.enforcement = list(decision.actions) if decision is not None else None
+        self.status = "blocked"
+        self.error = type(error).__name__
+        self.error_message = str(error)[:2000]
+        self.returned = True
+        self.finish()
+
     def abandoned(self, chunks: list[bytes] | None) -> None:
         """The caller stopped iterating a stream before its end (``break``, ``close()``, garbage collection)."""
         if self.finished:
@@ -404,7 +419,9 @@ class Call:
             out["usage_source"] = "missing"
         out["usage"] = usage
         out["model_served"] = model_served
-        if self.status == "error" or usage is None:
+        if self.status == "blocked":
+            out["blocked"] = True
+        elif self.status == "error" or usage is None:
             out["unpriced_reason"] = "error response" if self.status == "error" else "no usage"
         else:
             try:
@@ -415,6 +432,11 @@ class Call:
             except Exception as exc:  # keep the usage; only the cost is lost, and the event says why
                 log.warning("tokenid: pricing failed (%s: %s); journaled unpriced", type(exc).__name__, exc)
                 out["unpriced_reason"] = f"pricing failed: {type(exc).__name__}"
+        if self.decision is not None and self.settings.enforcer is not None:
+            priced = out.get("priced")
+            self.settings.enforcer.settle(
+                self.decision, tokens=None if usage is None else usage.input_tokens + usage.output_tokens,
+                cost_usd=None if priced is None else priced.cost_usd, failed=self.status == "error")
         if self.settings.store_content:
             out["content"] = {"request": self.request, "response_text": text}
         del payload_obj
@@ -488,6 +510,10 @@ class Call:
             if cost is not None:
                 row["cost_usd"] = format(cost, "f")
                 row["cost_nanousd"] = int((cost / _NANO).to_integral_value(ROUND_HALF_EVEN))
+        if metered.get("blocked"):
+            row["cost_usd"], row["cost_nanousd"], row["unpriced_reason"] = "0", 0, None
+        if self.enforcement:
+            row["enforcement"] = json.dumps(self.enforcement, default=str)
         if "content" in metered:
             row["content"] = json.dumps(metered["content"], default=str)
         return cast(tuple[Any, ...], _to_tuple({**_EMPTY_ROW, **row}))

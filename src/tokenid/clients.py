@@ -8,17 +8,20 @@ Every resource method of the SDK — today's and future ones, raw and streaming-
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from contextvars import ContextVar
 from typing import Any, ClassVar, cast
 
+import anyio
 import httpx2
 import openai
 from openai._models import FinalRequestOptions
 
 from .call import Call, ClientSettings
 from .context import _clean_tags, current_session, current_tags
-from .errors import ConfigError
+from .enforce import CallSpec, Enforcer, load_config, open_counters, parse_config
+from .errors import ConfigError, EnforcementError
 from .journal import Journal, get_journal
 from .pricing import Pricer, parse_deployments, parse_price_overrides
 from .streams import journaled_stream_cls, tap_response
@@ -33,28 +36,7 @@ _STREAM_USAGE_ENDPOINTS = frozenset({"chat.completions", "completions"})
 # Azure accepts `stream_options` from api-version 2024-08-01-preview on (a real recording shows it; GA from
 # 2024-10-21); the /openai/v1 API always. Older versions answer 400 "Unrecognized request argument".
 _AZURE_STREAM_OPTIONS_SINCE = "2024-08-01"
-_ENFORCEMENT_KEYS = frozenset(
-    {"mode", "budgets", "model_ceiling", "routes", "rate_limits", "max_tokens", "allow", "deny", "deployments"}
-)
 _UNSET: Any = object()
-
-
-def _validate_enforcement(config: object) -> Mapping[str, Any] | None:
-    """Check the shape of ``enforcement_config``; the rules themselves are applied by the enforcement layer."""
-    if config is None:
-        return None
-    if not isinstance(config, Mapping):
-        raise ConfigError(f"enforcement_config must be a mapping, got {type(config).__name__}")
-    unknown = sorted(str(k) for k in config if k not in _ENFORCEMENT_KEYS)
-    if unknown:
-        raise ConfigError(
-            f"enforcement_config: unknown key(s) {', '.join(map(repr, unknown))}; accepted: "
-            f"{', '.join(sorted(_ENFORCEMENT_KEYS))}"
-        )
-    mode = config.get("mode", "enforce")
-    if mode not in ("enforce", "shadow"):
-        raise ConfigError(f"enforcement_config['mode'] must be 'enforce' or 'shadow', got {mode!r}")
-    return dict(config)
 
 
 def _settings(*, azure: bool, session_id: str | None, tags: Mapping[str, object] | None,
@@ -63,13 +45,21 @@ def _settings(*, azure: bool, session_id: str | None, tags: Mapping[str, object]
               inject_stream_usage: bool) -> tuple[ClientSettings, Mapping[str, Any] | None]:
     if session_id is not None and (not isinstance(session_id, str) or not session_id):
         raise ConfigError(f"session_id must be a non-empty string, got {session_id!r}")
-    enforcement = _validate_enforcement(enforcement_config)
+    enforcement = load_config(enforcement_config)
+    rules = parse_config(enforcement) if enforcement is not None else None
     deployment_map = dict(deployments or {})
-    if enforcement and enforcement.get("deployments"):
-        deployment_map = {**cast(Mapping[str, object], enforcement["deployments"]), **deployment_map}
-    pricer = Pricer(deployments=parse_deployments(deployment_map), overrides=parse_price_overrides(prices))
+    if rules is not None and rules.deployments:
+        deployment_map = {**rules.deployments, **deployment_map}
+    specs = parse_deployments(deployment_map)
+    pricer = Pricer(deployments=specs, overrides=parse_price_overrides(prices))
+    the_journal = get_journal(journal)
+    enforcer = None
+    if rules is not None and not rules.empty:
+        enforcer = Enforcer(rules, pricer=pricer, azure=azure, deployments=specs,
+                            counters=open_counters(rules.counters, the_journal.path))
     settings = ClientSettings(
-        journal=get_journal(journal),
+        journal=the_journal,
+        enforcer=enforcer,
         pricer=pricer,
         session_id=session_id,
         tags=_clean_tags(tags or {}, "tags"),
@@ -77,7 +67,7 @@ def _settings(*, azure: bool, session_id: str | None, tags: Mapping[str, object]
         inject_stream_usage=bool(inject_stream_usage),
         azure=azure,
     )
-    return settings, enforcement
+    return settings, dict(enforcement) if enforcement is not None else None
 
 
 class _Journaling:
@@ -175,6 +165,35 @@ class _Journaling:
             log.error("tokenid: cannot journal this call (%s: %s)", type(exc).__name__, exc)
             return None
 
+    def _tokenid_enforce(self, call: Call, options: FinalRequestOptions) -> float:
+        """Apply the enforcement rules; raise their denial, rewrite the request; returns seconds to wait."""
+        enforcer = self._tokenid.enforcer
+        if enforcer is None:
+            return 0.0
+        spec = CallSpec(provider=call.provider, endpoint=call.endpoint, model=call.model_requested,
+                        session_id=call.session_id, tags=call.tags, body=call.request,
+                        deployment=getattr(self, "_azure_deployment", None))
+        try:
+            decision = enforcer.decide(spec)
+        except EnforcementError as exc:
+            call.blocked(exc)
+            raise
+        except Exception as exc:  # a bug in a rule lets the call through, and the event says so
+            log.error("tokenid: enforcement failed (%s: %s); call allowed", type(exc).__name__, exc)
+            call.enforcement = [{"rule": "enforcement", "action": "error", "reason": f"{type(exc).__name__}: {exc}"}]
+            return 0.0
+        call.decision = decision
+        call.enforcement = decision.actions
+        if decision.model is not None or decision.output_param is not None:
+            data = dict(options.json_data) if isinstance(options.json_data, Mapping) else {}
+            if decision.model is not None:
+                data["model"] = decision.model
+            if decision.output_param is not None:
+                name, value = decision.output_param
+                data[name] = value
+            options.json_data = data
+        return decision.wait_s
+
     def _tokenid_sent(self, call: Call, attempt: int, response: httpx2.Response, stream: bool) -> None:
         try:
             call.response(response, read=not stream)
@@ -190,6 +209,9 @@ class _SyncJournaling(_Journaling):
         call = self._tokenid_begin(options, stream)
         if call is None:
             return super().request(cast_to, options, stream=stream, stream_cls=stream_cls)  # type: ignore[misc]
+        wait = self._tokenid_enforce(call, options)
+        if wait > 0:
+            time.sleep(wait)  # a rate limit with action "wait"
         if stream and stream_cls is not None:
             stream_cls = journaled_stream_cls(stream_cls)
         token = _CURRENT_CALL.set(call)
@@ -226,6 +248,9 @@ class _AsyncJournaling(_Journaling):
         call = self._tokenid_begin(options, stream)
         if call is None:
             return await super().request(cast_to, options, stream=stream, stream_cls=stream_cls)  # type: ignore[misc]
+        wait = self._tokenid_enforce(call, options)
+        if wait > 0:
+            await anyio.sleep(wait)
         if stream and stream_cls is not None:
             stream_cls = journaled_stream_cls(stream_cls)
         token = _CURRENT_CALL.set(call)

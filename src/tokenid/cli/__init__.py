@@ -66,8 +66,12 @@ def _int(value: Any) -> str:
     return f"{int(value or 0):,}"
 
 
-_NOTE_NAMES = {"errors": "err", "blocked": "blocked", "aborted": "aborted", "estimated": "est.",
-               "unpriced": "unpriced"}
+_NOTE_NAMES = {"errors": "err", "blocked": "blocked", "rewritten": "rewritten", "aborted": "aborted",
+               "estimated": "est.", "unpriced": "unpriced"}
+
+
+def _nanos(value: Any) -> str:
+    return money(Decimal(int(value or 0)) / 1_000_000_000)
 
 
 def totals_table(title: str, rows: list[dict[str, Any]], key_label: str) -> Table:
@@ -114,6 +118,49 @@ def report(
 ) -> None:
     """Totals by session, model, deployment and day."""
     print_report(_open(journal), [g.strip() for g in by.split(",") if g.strip()], since, until)
+
+
+@app.command()
+def budgets(
+    journal: JournalOpt = None,
+    config: Annotated[str | None, typer.Option(
+        "--config", "-c", help="Enforcement config file (TOML/YAML/JSON); default $TOKENID_ENFORCEMENT.")] = None,
+) -> None:
+    """Every budget with spent / reserved / limit and when its window resets (shared SQLite counters)."""
+    from datetime import datetime, timezone
+
+    from ..enforce import SQLiteCounters, load_config, parse_config
+
+    j = _open(journal)
+    try:
+        raw = load_config(config)
+        rules = parse_config(raw) if raw is not None else None
+    except TokenIDError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--config") from exc
+    rows = SQLiteCounters(j.path).snapshot()
+    now = datetime.now(timezone.utc)
+    table = Table(title="Budgets", title_justify="left", header_style="bold")
+    for name, justify in (("budget", "left"), ("scope", "left"), ("window", "left"), ("spent", "right"),
+                          ("reserved", "right"), ("limit", "right"), ("used", "right"), ("resets", "left")):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    known = {b.name: b for b in rules.budgets} if rules is not None else {}
+    for row in rows:
+        name, _, scope = str(row["key"]).partition("|")
+        budget = known.get(name)
+        if budget is not None:
+            bucket, reset = budget.window.bucket(now)
+            if row["bucket"] != bucket:
+                continue  # an earlier window: already reset
+            fmt = _nanos if budget.unit == "usd" else _int
+            used = (int(row["spent"]) + int(row["reserved"])) / budget.limit if budget.limit else 0
+            table.add_row(name, scope, budget.window.kind, fmt(row["spent"]), fmt(row["reserved"]), fmt(budget.limit),
+                          f"{used:.0%}", reset.strftime("%Y-%m-%d %H:%M UTC") if reset else "never")
+        else:
+            table.add_row(name, scope, str(row["bucket"]), _int(row["spent"]), _int(row["reserved"]), "?", "",
+                          "(pass --config for limits)")
+    if not rows:
+        table.add_row("(no budget counters in this journal)", "", "", "", "", "", "", "")
+    _console().print(table)
 
 
 @app.command("sessions")

@@ -36,6 +36,8 @@ _SUMS = """
   SUM(status = 'error') AS errors,
   SUM(status = 'blocked') AS blocked,
   SUM(status = 'aborted') AS aborted,
+  SUM(enforcement IS NOT NULL AND enforcement NOT LIKE '%"shadow": true%'
+      AND (enforcement LIKE '%"action": "rewrite"%' OR enforcement LIKE '%"action": "downgrade"%')) AS rewritten,
   SUM(usage_source = 'estimated') AS estimated
 """
 

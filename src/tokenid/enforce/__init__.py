@@ -1,0 +1,20 @@
+"""Enforcement: local rules that decide, before a call leaves the process, whether it may go and where."""
+
+from .counters import Counters, LocalCounters, SQLiteCounters, Window, open_counters, parse_window
+from .engine import CallSpec, Decision, Enforcer
+from .rules import EnforcementConfig, load_config, parse_config
+
+__all__ = [
+    "CallSpec",
+    "Counters",
+    "Decision",
+    "EnforcementConfig",
+    "Enforcer",
+    "LocalCounters",
+    "SQLiteCounters",
+    "Window",
+    "load_config",
+    "open_counters",
+    "parse_config",
+    "parse_window",
+]
