@@ -378,6 +378,9 @@ class Call:
         return self._row(self._meter())
 
     def fallback_row(self, error: BaseException) -> tuple[Any, ...]:
+        if self.decision is not None and self.settings.enforcer is not None and self.decision.holds:
+            # the true cost is unknown: keep what was reserved as spent (never under-count a budget)
+            self.settings.enforcer.settle(self.decision, tokens=None, cost_usd=None, failed=False)
         return self._row({"usage_source": "missing", "unpriced_reason": f"metering failed: {type(error).__name__}"})
 
     def _meter(self) -> dict[str, Any]:

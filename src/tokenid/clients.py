@@ -56,7 +56,8 @@ def _settings(*, azure: bool, session_id: str | None, tags: Mapping[str, object]
     enforcer = None
     if rules is not None and not rules.empty:
         enforcer = Enforcer(rules, pricer=pricer, azure=azure, deployments=specs,
-                            counters=open_counters(rules.counters, the_journal.path))
+                            counters=open_counters(rules.counters, the_journal.path,
+                                                   reservation_ttl=rules.reservation_ttl_s))
     settings = ClientSettings(
         journal=the_journal,
         enforcer=enforcer,

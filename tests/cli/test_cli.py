@@ -108,3 +108,24 @@ def test_every_command_is_documented() -> None:
         names += [f"{name} {s}" for s in subs] if subs else [name]
     missing = [n for n in names if f"tokenid {n}" not in readme]
     assert not missing, f"commands missing from README: {missing}"
+
+
+def test_budgets_and_rewritten_calls(sim: Any, tmp_path: Path) -> None:
+    rules = {"counters": "sqlite",
+             "budgets": [{"name": "daily", "scope": "session", "limit_usd": "5", "window": "day"}],
+             "model_ceiling": {"max_model": "gpt-4o-mini", "target": "gpt-4o-mini"}}
+    config = tmp_path / "rules.json"
+    config.write_text(json.dumps(rules))
+    path = tmp_path / "budgets.db"
+    j = Journal(path)
+    client = make_client("azure", sim, j, session_id="capped", enforcement_config=str(config))
+    client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+    client.close()
+    j.close()
+    spent = Decimal(json.loads(run("export", "-j", str(path)).splitlines()[0])["cost_usd"])
+    out = run("budgets", "--journal", str(path), "--config", str(config))
+    assert "daily" in out and "session:capped" in out and "$5.00" in out and "UTC" in out
+    assert f"{spent:.6f}".rstrip("0") in out
+    assert "1 rewritten" in run("report", "--journal", str(path), "--by", "session")
+    raw = run("budgets", "--journal", str(path))
+    assert "pass --config for limits" in raw

@@ -493,8 +493,10 @@ def test_redis_buckets_expire_after_their_window(redis_prefix: str) -> None:
     names = list(c.client.scan_iter(match=redis_prefix + "*"))
     ttls = {name.rsplit(":", 1)[-1]: c.client.pttl(name) for name in names}
     hour_bucket, hour_reset = Window("hour").bucket(now)
+    assert hour_reset is not None
     _between(ttls[hour_bucket], 0, ((hour_reset - now).total_seconds() + 3600) * 1000 + 1000)
     day_bucket, day_reset = DAY.bucket(now)
+    assert day_reset is not None
     day_ttl_ms = ((day_reset - now).total_seconds() + 3600) * 1000
     _between(ttls[day_bucket], day_ttl_ms - 60_000, day_ttl_ms + 1000)
     assert ttls["all"] == -1  # a lifetime bucket never expires

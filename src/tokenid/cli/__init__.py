@@ -137,27 +137,34 @@ def budgets(
         rules = parse_config(raw) if raw is not None else None
     except TokenIDError as exc:
         raise typer.BadParameter(str(exc), param_hint="--config") from exc
-    rows = SQLiteCounters(j.path).snapshot()
+    counters = SQLiteCounters(j.path)
+    rows = counters.snapshot()
     now = datetime.now(timezone.utc)
     table = Table(title="Budgets", title_justify="left", header_style="bold")
     for name, justify in (("budget", "left"), ("scope", "left"), ("window", "left"), ("spent", "right"),
                           ("reserved", "right"), ("limit", "right"), ("used", "right"), ("resets", "left")):
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     known = {b.name: b for b in rules.budgets} if rules is not None else {}
+    shown: set[str] = set()
     for row in rows:
-        name, _, scope = str(row["key"]).partition("|")
+        key = str(row["key"])
+        name, _, scope = key.partition("|")
         budget = known.get(name)
-        if budget is not None:
-            bucket, reset = budget.window.bucket(now)
-            if row["bucket"] != bucket:
-                continue  # an earlier window: already reset
-            fmt = _nanos if budget.unit == "usd" else _int
-            used = (int(row["spent"]) + int(row["reserved"])) / budget.limit if budget.limit else 0
-            table.add_row(name, scope, budget.window.kind, fmt(row["spent"]), fmt(row["reserved"]), fmt(budget.limit),
-                          f"{used:.0%}", reset.strftime("%Y-%m-%d %H:%M UTC") if reset else "never")
-        else:
+        if budget is None:
             table.add_row(name, scope, str(row["bucket"]), _int(row["spent"]), _int(row["reserved"]), "?", "",
                           "(pass --config for limits)")
+            continue
+        if key in shown:
+            continue
+        shown.add(key)
+        spent, reserved = counters.usage(key, budget.window, now=now)  # sums a rolling window's sub-buckets
+        _, reset = budget.window.bucket(now)
+        fmt = _nanos if budget.unit == "usd" else _int
+        used = (spent + reserved) / budget.limit if budget.limit else 0
+        resets = "rolling" if budget.window.kind == "rolling" else (
+            reset.strftime("%Y-%m-%d %H:%M UTC") if reset else "never")
+        table.add_row(name, scope, str(budget.window), fmt(spent), fmt(reserved), fmt(budget.limit), f"{used:.0%}",
+                      resets)
     if not rows:
         table.add_row("(no budget counters in this journal)", "", "", "", "", "", "", "")
     _console().print(table)

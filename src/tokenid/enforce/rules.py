@@ -31,7 +31,7 @@ __all__ = [
 ]
 
 SCOPES = ("global", "session", "deployment", "model", "endpoint", "tag:<name>", "deployment:<name>", "model:<name>")
-_TOP_KEYS = frozenset({"mode", "counters", "deployments", "budgets", "model_ceiling", "routes", "rate_limits",
+_TOP_KEYS = frozenset({"mode", "counters", "reservation_ttl_s", "deployments", "budgets", "model_ceiling", "routes", "rate_limits",
                        "max_tokens", "allow", "deny"})
 
 
@@ -118,6 +118,7 @@ class AccessList:
 class EnforcementConfig:
     mode: Literal["enforce", "shadow"] = "enforce"
     counters: str = "sqlite"
+    reservation_ttl_s: float = 900.0
     budgets: tuple[Budget, ...] = ()
     ceiling: ModelCeiling | None = None
     routes: tuple[Route, ...] = ()
@@ -335,12 +336,15 @@ def parse_config(raw: Mapping[str, Any]) -> EnforcementConfig:
     if not isinstance(counters, str) or not (counters in ("local", "sqlite") or counters.startswith("redis://")):
         raise ConfigError(
             f"enforcement_config['counters'] must be 'local', 'sqlite' or a redis:// URL, got {counters!r}")
+    ttl = raw.get("reservation_ttl_s", 900.0)
+    if isinstance(ttl, bool) or not isinstance(ttl, int | float) or ttl <= 0:
+        raise ConfigError(f"enforcement_config['reservation_ttl_s'] must be a number of seconds > 0, got {ttl!r}")
     max_tokens = raw.get("max_tokens")
     if isinstance(max_tokens, Mapping):
         _only(max_tokens, "enforcement_config['max_tokens']", {"limit"})
         max_tokens = max_tokens.get("limit")
     return EnforcementConfig(
-        mode=mode, counters=counters,
+        mode=mode, counters=counters, reservation_ttl_s=float(ttl),
         budgets=tuple(_budget(b, f"budgets[{i}]") for i, b in enumerate(_list(raw.get("budgets", []), "budgets"))),
         ceiling=_ceiling(raw["model_ceiling"], "model_ceiling") if raw.get("model_ceiling") else None,
         routes=tuple(_route(r, f"routes[{i}]") for i, r in enumerate(_list(raw.get("routes", []), "routes"))),
