@@ -235,3 +235,26 @@ def test_openai_targets_are_models(sim: Any, journal: Journal) -> None:
     client.close()
     assert reply.model.startswith("gpt-4o-mini")
     assert DEPLOYMENTS  # the Azure map is irrelevant to OpenAI clients
+
+
+def test_stream_settles_its_reservation_to_the_true_tokens(sim: Any, journal: Journal) -> None:
+    from tokenid.enforce import SQLiteCounters, parse_window
+
+    config = {"budgets": [{"name": "tok", "scope": "session", "limit_tokens": 100_000, "window": "day"}]}
+    client = client_with(sim, journal, "stream-budget", config)
+    chunks = list(client.chat.completions.create(model="gpt-4o", messages=MSG, stream=True, max_tokens=70))
+    client.close()
+    (event,) = rows(journal, "stream-budget")
+    spent, reserved = SQLiteCounters(journal.path).usage("tok|session:stream-budget", parse_window("day"))
+    assert chunks[-1].usage is not None
+    assert reserved == 0
+    assert spent == event["input_tokens"] + event["output_tokens"] == chunks[-1].usage.total_tokens
+
+
+def test_warn_is_logged(sim: Any, journal: Journal, caplog: pytest.LogCaptureFixture) -> None:
+    client = client_with(sim, journal, "warn-log", {"budgets": [{"name": "soft", "limit_tokens": 1,
+                                                                  "action": "warn"}]})
+    with caplog.at_level("WARNING", logger="tokenid.enforce"):
+        client.chat.completions.create(model="gpt-4o", messages=MSG)
+    client.close()
+    assert any("soft" in r.getMessage() and "call allowed" in r.getMessage() for r in caplog.records)

@@ -7,6 +7,7 @@ the decision, which the journal stores on the call's event.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Mapping
@@ -21,6 +22,8 @@ from .counters import Counters, Reservation
 from .rules import Budget, EnforcementConfig, RateLimit, Route
 
 __all__ = ["CallSpec", "Decision", "Enforcer"]
+
+log = logging.getLogger("tokenid.enforce")
 
 _OUTPUT_PARAMS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
 _REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5")
@@ -56,6 +59,10 @@ class Decision:
         entry = {"rule": rule, "type": kind, "action": action, "reason": reason, **extra}
         if shadow:
             entry["shadow"] = True
+        if shadow:
+            log.warning("tokenid: %s %r would %s this call: %s", kind, rule, action, reason)
+        elif action == "warn":
+            log.warning("tokenid: %s %r: %s (call allowed)", kind, rule, reason)
         self.actions.append(entry)
 
 
