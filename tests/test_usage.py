@@ -27,3 +27,14 @@ def test_embeddings_and_odd_values() -> None:
         Usage(total_tokens=None)
     assert usage_from_json(None) is None
     assert usage_from_json({"type": "duration", "seconds": 3}) is None  # not tokens: priced by the units layer
+
+
+def test_sdk_models_including_fields_the_sdk_does_not_declare() -> None:
+    from openai.types.completion_usage import CompletionUsage
+
+    model = CompletionUsage.model_validate({
+        "prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120,
+        "prompt_tokens_details": {"cached_tokens": 64, "image_tokens": 30},  # image_tokens: not declared by the SDK
+        "completion_tokens_details": {"reasoning_tokens": 8}})
+    assert usage_from_json(model) == Usage(input_tokens=100, output_tokens=20, cached_input_tokens=64,
+                                           reasoning_tokens=8, image_input_tokens=30, total_tokens=120)

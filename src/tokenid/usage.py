@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import BaseModel
+
 __all__ = ["Usage", "usage_from_json"]
 
 
@@ -38,19 +40,24 @@ def _int(value: object) -> int:
     return 0
 
 
-def _field(obj: object, name: str) -> Any:
-    """``obj[name]`` for decoded JSON, ``obj.name`` for the SDK's parsed models; None when absent."""
+def _fields(obj: object) -> Mapping[str, Any]:
+    """Decoded JSON as is; the SDK's parsed models through their field dict (pydantic keeps fields there)."""
+    if isinstance(obj, dict):
+        return obj
+    if isinstance(obj, BaseModel):
+        extra = obj.__pydantic_extra__  # fields the SDK does not declare yet (new Azure counters, say)
+        return {**obj.__dict__, **extra} if extra else obj.__dict__
     if isinstance(obj, Mapping):
-        return obj.get(name)
-    return getattr(obj, name, None)
+        return obj
+    return {}
 
 
-def _details(usage: object, *keys: str) -> object:
+def _details(usage: Mapping[str, Any], *keys: str) -> Mapping[str, Any]:
     for key in keys:
-        value = _field(usage, key)
+        value = usage.get(key)
         if value is not None:
-            return value
-    return None
+            return _fields(value)
+    return {}
 
 
 def usage_from_json(usage: object) -> Usage | None:
@@ -60,34 +67,35 @@ def usage_from_json(usage: object) -> Usage | None:
     chat/completions/embeddings (``prompt_tokens``…), Responses, image and audio models
     (``input_tokens``…), and the details objects of both spellings.
     """
-    if usage is None or isinstance(usage, str | int | float | list):
+    if usage is None:
         return None
-    total = _field(usage, "total_tokens")
-    if _field(usage, "input_tokens") is not None or _field(usage, "output_tokens") is not None:
+    usage = _fields(usage)
+    total = usage.get("total_tokens")
+    if usage.get("input_tokens") is not None or usage.get("output_tokens") is not None:
         inp = _details(usage, "input_tokens_details", "input_token_details")
         out = _details(usage, "output_tokens_details", "output_token_details")
         return Usage(
-            input_tokens=_int(_field(usage, "input_tokens")),
-            output_tokens=_int(_field(usage, "output_tokens")),
-            cached_input_tokens=_int(_field(inp, "cached_tokens")),
-            reasoning_tokens=_int(_field(out, "reasoning_tokens")),
-            audio_input_tokens=_int(_field(inp, "audio_tokens")),
-            audio_output_tokens=_int(_field(out, "audio_tokens")),
-            cache_write_tokens=_int(_field(inp, "cache_creation_tokens") or _field(inp, "cache_write_tokens")),
-            image_input_tokens=_int(_field(inp, "image_tokens")),
+            input_tokens=_int(usage.get("input_tokens")),
+            output_tokens=_int(usage.get("output_tokens")),
+            cached_input_tokens=_int(inp.get("cached_tokens")),
+            reasoning_tokens=_int(out.get("reasoning_tokens")),
+            audio_input_tokens=_int(inp.get("audio_tokens")),
+            audio_output_tokens=_int(out.get("audio_tokens")),
+            cache_write_tokens=_int(inp.get("cache_creation_tokens") or inp.get("cache_write_tokens")),
+            image_input_tokens=_int(inp.get("image_tokens")),
             total_tokens=_int(total) if total is not None else None,
         )
-    if _field(usage, "prompt_tokens") is not None or _field(usage, "completion_tokens") is not None:
+    if usage.get("prompt_tokens") is not None or usage.get("completion_tokens") is not None:
         prompt = _details(usage, "prompt_tokens_details")
         completion = _details(usage, "completion_tokens_details")
         return Usage(
-            input_tokens=_int(_field(usage, "prompt_tokens")),
-            output_tokens=_int(_field(usage, "completion_tokens")),
-            cached_input_tokens=_int(_field(prompt, "cached_tokens")),
-            reasoning_tokens=_int(_field(completion, "reasoning_tokens")),
-            audio_input_tokens=_int(_field(prompt, "audio_tokens")),
-            audio_output_tokens=_int(_field(completion, "audio_tokens")),
-            image_input_tokens=_int(_field(prompt, "image_tokens")),
+            input_tokens=_int(usage.get("prompt_tokens")),
+            output_tokens=_int(usage.get("completion_tokens")),
+            cached_input_tokens=_int(prompt.get("cached_tokens")),
+            reasoning_tokens=_int(completion.get("reasoning_tokens")),
+            audio_input_tokens=_int(prompt.get("audio_tokens")),
+            audio_output_tokens=_int(completion.get("audio_tokens")),
+            image_input_tokens=_int(prompt.get("image_tokens")),
             total_tokens=_int(total) if total is not None else None,
         )
     return None
