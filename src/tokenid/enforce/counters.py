@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Any, Final, Literal, Protocol, cast
 
 from ..errors import ConfigError, JournalError
+from ..journal.sqlite import enable_wal
 
 __all__ = [
     "DEFAULT_RESERVATION_TTL",
@@ -437,7 +438,7 @@ class SQLiteCounters:
             conn = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None,
                                    check_same_thread=False)
             conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-            _set_wal(conn)
+            enable_wal(conn)
             conn.execute("PRAGMA synchronous = NORMAL")
             local.conn, local.pid = conn, os.getpid()
         return conn
@@ -573,18 +574,6 @@ def _prune_rolling(conn: sqlite3.Connection, key: str, window: Window, span: _Sp
     # Sub-buckets older than the window no longer count; keep rows that still hold a live reservation.
     conn.execute("DELETE FROM budget_counters WHERE key = ? AND bucket >= ? AND bucket < ? AND reserved = 0",
                  (key, f"{window}@", span.members[0]))
-
-
-def _set_wal(conn: sqlite3.Connection) -> None:
-    # Switching a new file to WAL may answer "locked" at once while another process does the same.
-    for attempt in range(50):
-        try:
-            conn.execute("PRAGMA journal_mode = WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or attempt == 49:
-                raise
-            time.sleep(0.02 * (1 + attempt % 5))
 
 
 # -- Redis -----------------------------------------------------------------------------------------

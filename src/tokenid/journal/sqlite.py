@@ -41,7 +41,7 @@ class SQLiteStore:
             conn = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None,
                                    check_same_thread=False)
             conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-            _set_wal(conn)
+            enable_wal(conn)
             conn.execute("PRAGMA synchronous = NORMAL")
             self._local.conn = conn
         return conn
@@ -102,7 +102,8 @@ class SQLiteStore:
             self._local.conn = None
 
 
-def _set_wal(conn: sqlite3.Connection) -> None:
+def enable_wal(conn: sqlite3.Connection) -> None:
+    """Put a connection's database in WAL mode, waiting out other processes doing the same."""
     # Switching a new file to WAL takes an exclusive lock, and SQLite may answer "locked" at once
     # (without its busy handler) while another process does the same: retry for a while.
     for attempt in range(50):
