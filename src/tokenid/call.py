@@ -24,6 +24,7 @@ import openai
 import pydantic
 
 from .journal.schema import COLUMNS
+from .units import AudioSource, units_of
 from .usage import Usage, usage_from_json
 
 if TYPE_CHECKING:
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
     from .journal import Journal
     from .pricing import Pricer
 
-__all__ = ["Call", "ClientSettings", "endpoint_name"]
+__all__ = ["Call", "ClientSettings", "endpoint_name", "row_tuple"]
 
 log = logging.getLogger("tokenid")
 
@@ -69,6 +70,17 @@ _SECRET = re.compile(r"(?:sk-[A-Za-z0-9_\-*]{3,}|eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0
 _NANO = Decimal("1e-9")
 _EMPTY_ROW = dict.fromkeys(COLUMNS)
 _to_tuple = operator.itemgetter(*COLUMNS)  # a row dict -> the column-ordered tuple, in C
+# endpoints whose response may bill non-token units (see tokenid.units) or fan out into more events
+_UNIT_ENDPOINTS = frozenset({
+    "images.generate", "images.edit", "images.variation", "audio.speech", "audio.transcriptions",
+    "audio.translations",
+})
+_FANOUT_ENDPOINTS = frozenset({"files.content", "batches", "fine_tuning.jobs"})
+
+
+def row_tuple(row: Mapping[str, Any]) -> tuple[Any, ...]:
+    """A row given as ``{column: value}`` (missing columns empty) in ``COLUMNS`` order."""
+    return cast(tuple[Any, ...], _to_tuple({**_EMPTY_ROW, **row}))
 
 
 _ENDPOINT_CACHE: dict[str, str] = {}
@@ -84,6 +96,22 @@ def endpoint_name(path: str) -> str:
     return name
 
 
+# paths that carry an object id: (first segment(s), what follows the id) -> endpoint name
+_ID_PATHS = {
+    ("files", "content"): "files.content",
+    ("files", ""): "files",
+    ("batches", ""): "batches",
+    ("batches", "cancel"): "batches",
+    ("fine_tuning/jobs", ""): "fine_tuning.jobs",
+    ("fine_tuning/jobs", "cancel"): "fine_tuning.jobs",
+    ("fine_tuning/jobs", "pause"): "fine_tuning.jobs",
+    ("fine_tuning/jobs", "resume"): "fine_tuning.jobs",
+    ("fine_tuning/jobs", "events"): "fine_tuning.jobs.events",
+    ("fine_tuning/jobs", "checkpoints"): "fine_tuning.jobs.checkpoints",
+}
+_ID_PATH = re.compile(r"^(files|batches|fine_tuning/jobs)/[^/]+(?:/([a-z_]+))?$")
+
+
 def _endpoint_name(path: str) -> str:
     rest = _PREFIX.sub("", path, count=1).rstrip("/")
     name = _ENDPOINTS.get(rest)
@@ -91,6 +119,11 @@ def _endpoint_name(path: str) -> str:
         return name
     if rest.startswith("threads/") and rest.endswith("/runs"):
         return "threads.runs"
+    match = _ID_PATH.match(rest)
+    if match is not None:
+        name = _ID_PATHS.get((match.group(1), match.group(2) or ""))
+        if name is not None:
+            return name
     return "/" + rest
 
 
@@ -197,8 +230,8 @@ class Call:
     """One logical call: created before sending, fed each attempt's response, journaled once."""
 
     __slots__ = (
-        "api_version", "attempts", "body", "chunks", "complete", "content_type", "decision", "deployment", "encoding",
-        "endpoint", "enforcement",
+        "api_version", "attempts", "audio", "body", "chunks", "complete", "content_type", "decision", "deployment",
+        "encoding", "endpoint", "enforcement",
         "error", "error_code", "error_message", "finished", "headers", "http_status", "injected_usage", "method",
         "model_requested", "parsed", "path", "provider", "request", "resource", "returned", "session_id", "settings",
         "started",
@@ -225,6 +258,7 @@ class Call:
         self.deployment: str | None = None
         self.resource: str | None = None
         self.injected_usage = False
+        self.audio: AudioSource | None = None  # the uploaded audio of a transcription, read only if needed
         self.attempts = 0
         self.http_status: int | None = None
         self.headers: httpx2.Headers | None = None
@@ -233,7 +267,7 @@ class Call:
         self.body: bytes | None = None
         self.chunks: list[bytes] | None = None
         self.complete = False
-        self.parsed: tuple[Usage, str | None] | None = None
+        self.parsed: tuple[Usage, str | None, str | None] | None = None
         self.decision: Decision | None = None
         self.enforcement: list[dict[str, Any]] | None = None
         self.returned = False
@@ -315,7 +349,9 @@ class Call:
             usage = usage_from_json(getattr(result, "usage", None))
             if usage is not None:
                 model = getattr(result, "model", None)
-                self.parsed = (usage, model if isinstance(model, str) and model else None)
+                tier = getattr(result, "service_tier", None)
+                self.parsed = (usage, model if isinstance(model, str) and model else None,
+                               tier if isinstance(tier, str) else None)
         if self.complete or self.body is not None:
             self.finish()
 
@@ -374,8 +410,11 @@ class Call:
             log.error("tokenid: could not queue a journal event: %s", exc)
 
     # -- on the writer thread -----------------------------------------------------------------
-    def to_row(self) -> tuple[Any, ...]:
-        return self._row(self._meter())
+    def to_row(self) -> tuple[Any, ...] | list[tuple[Any, ...]]:
+        metered = self._meter()
+        row = self._row(metered)
+        extra: list[tuple[Any, ...]] | None = metered.get("extra_rows")
+        return [row, *extra] if extra else row
 
     def fallback_row(self, error: BaseException) -> tuple[Any, ...]:
         if self.decision is not None and self.settings.enforcer is not None and self.decision.holds:
@@ -384,10 +423,11 @@ class Call:
         return self._row({"usage_source": "missing", "unpriced_reason": f"metering failed: {type(error).__name__}"})
 
     def _meter(self) -> dict[str, Any]:
-        """Usage, served model, price and (opt-in) content from what the response carried."""
+        """Usage, served model, units, price and (opt-in) content from what the response carried."""
         out: dict[str, Any] = {}
         usage: Usage | None = None
         model_served: str | None = None
+        service_tier: str | None = None
         text: str | None = None
         payload_obj: Mapping[str, Any] | None = None
         body = self.body
@@ -395,10 +435,12 @@ class Call:
             body = _decode(b"".join(self.chunks), self.encoding)
         is_sse = "event-stream" in self.content_type or (self.stream and body is not None and body.lstrip()[:5] in (
             b"data:", b"event"))
-        if self.parsed is not None and not self.settings.store_content:
-            usage, model_served = self.parsed
+        endpoint = self.endpoint
+        if self.parsed is not None and not self.settings.store_content and endpoint not in _UNIT_ENDPOINTS and not (
+                endpoint == "responses" and body is not None and b'_search_call"' in body):
+            usage, model_served, service_tier = self.parsed
         elif body and is_sse:
-            usage, model_served = _stream_usage(body)
+            usage, model_served, payload_obj = _stream_usage(body)
             if usage is None or self.settings.store_content:
                 text = _stream_text(_sse_payloads(body))
         elif body and "json" in self.content_type:
@@ -413,6 +455,9 @@ class Call:
                 model_served = model if isinstance(model, str) and model else None
                 if self.settings.store_content:
                     text = _response_text(obj)
+        if payload_obj is not None and isinstance(payload_obj.get("service_tier"), str):
+            service_tier = payload_obj["service_tier"]
+        out["service_tier"] = service_tier
         if usage is not None:
             out["usage_source"] = "reported"
         elif self.stream and self.status != "error" and text is not None:
@@ -422,16 +467,27 @@ class Call:
             out["usage_source"] = "missing"
         out["usage"] = usage
         out["model_served"] = model_served
+        units: dict[str, Any] = {}
+        if self.status == "ok" and (endpoint in _UNIT_ENDPOINTS or payload_obj is not None):
+            units = units_of(endpoint, self.request, payload_obj, self.audio)
+            if units:
+                out["units"] = units
+        if endpoint in _FANOUT_ENDPOINTS and self.status == "ok" and body:
+            from . import fanout
+
+            out["extra_rows"], out["unpriced_reason"] = fanout.rows_for(self, endpoint, body, payload_obj)
         if self.status == "blocked":
             out["blocked"] = True
-        elif self.status == "error" or usage is None:
-            out["unpriced_reason"] = "error response" if self.status == "error" else "no usage"
+        elif self.status == "error" or (usage is None and not units):
+            if "unpriced_reason" not in out or out["unpriced_reason"] is None:
+                out["unpriced_reason"] = "error response" if self.status == "error" else "no usage"
         else:
             try:
                 out["priced"] = self.settings.pricer.price(
                     provider=self.provider, usage=usage, model_served=model_served,
                     model_requested=self.model_requested, deployment=self.deployment,
-                    at=datetime.fromtimestamp(self.started, tz=timezone.utc))
+                    at=datetime.fromtimestamp(self.started, tz=timezone.utc), units=units or None,
+                    service_tier=service_tier)
             except Exception as exc:  # keep the usage; only the cost is lost, and the event says why
                 log.warning("tokenid: pricing failed (%s: %s); journaled unpriced", type(exc).__name__, exc)
                 out["unpriced_reason"] = f"pricing failed: {type(exc).__name__}"
@@ -442,7 +498,6 @@ class Call:
                 cost_usd=None if priced is None else priced.cost_usd, failed=self.status == "error")
         if self.settings.store_content:
             out["content"] = {"request": self.request, "response_text": text}
-        del payload_obj
         return out
 
     def _estimate(self, text: str, model_served: str | None) -> Usage | None:
@@ -494,13 +549,16 @@ class Call:
             "stream": int(self.stream),
             "cache_hit": 0,
             "unpriced_reason": metered.get("unpriced_reason"),
+            "service_tier": metered.get("service_tier"),
         }
+        units = metered.get("units")
         if usage is not None:
             row.update(
                 input_tokens=usage.input_tokens, cached_input_tokens=usage.cached_input_tokens,
                 output_tokens=usage.output_tokens, reasoning_tokens=usage.reasoning_tokens,
                 audio_input_tokens=usage.audio_input_tokens, audio_output_tokens=usage.audio_output_tokens,
                 cache_write_tokens=usage.cache_write_tokens,
+                image_input_tokens=usage.image_input_tokens, cached_audio_input_tokens=usage.cached_audio_input_tokens,
                 total_tokens=usage.total_tokens if usage.total_tokens is not None
                 else usage.input_tokens + usage.output_tokens,
             )
@@ -513,13 +571,19 @@ class Call:
             if cost is not None:
                 row["cost_usd"] = format(cost, "f")
                 row["cost_nanousd"] = int((cost / _NANO).to_integral_value(ROUND_HALF_EVEN))
+            if priced.units_cost_usd is not None:
+                row["units_cost_usd"] = format(priced.units_cost_usd, "f")
+            if priced.unpriced_units and units:
+                units = {**units, "unpriced": list(priced.unpriced_units)}
+        if units:
+            row["units"] = json.dumps(units, sort_keys=True)
         if metered.get("blocked"):
             row["cost_usd"], row["cost_nanousd"], row["unpriced_reason"] = "0", 0, None
         if self.enforcement:
             row["enforcement"] = json.dumps(self.enforcement, default=str)
         if "content" in metered:
             row["content"] = json.dumps(metered["content"], default=str)
-        return cast(tuple[Any, ...], _to_tuple({**_EMPTY_ROW, **row}))
+        return row_tuple(row)
 
 
 _TAGS_JSON: dict[int, tuple[Mapping[str, str], str]] = {}
@@ -598,8 +662,8 @@ def _iter_events(body: bytes, *, reverse: bool) -> Iterator[bytes]:
         end = start if start != -1 else 0
 
 
-def _stream_usage(body: bytes) -> tuple[Usage | None, str | None]:
-    """(usage, served model) of an SSE body.
+def _stream_usage(body: bytes) -> tuple[Usage | None, str | None, dict[str, Any] | None]:
+    """(usage, served model, the object carrying the usage) of an SSE body.
 
     Usage is the last event carrying a non-null ``usage`` (read from the end: it is the last or
     next-to-last event); the model is the terminal Responses event's, else the first non-empty one.
@@ -607,6 +671,7 @@ def _stream_usage(body: bytes) -> tuple[Usage | None, str | None]:
     """
     usage: Usage | None = None
     model: str | None = None
+    found: dict[str, Any] | None = None
     for data in _iter_events(body, reverse=True):
         if b'"usage"' not in data or data.count(b'"usage"') == sum(data.count(n) for n in _NULL_USAGE):
             continue
@@ -623,6 +688,7 @@ def _stream_usage(body: bytes) -> tuple[Usage | None, str | None]:
         if usage is not None:
             if holder is not obj and isinstance(holder.get("model"), str) and holder["model"]:
                 model = holder["model"]
+            found = holder
             break
     if model is None:
         for data in _iter_events(body, reverse=False):
@@ -633,11 +699,11 @@ def _stream_usage(body: bytes) -> tuple[Usage | None, str | None]:
             except ValueError:
                 continue
             if isinstance(obj, dict):
-                found = _holder(obj).get("model")
-                if isinstance(found, str) and found:
-                    model = found
+                name = _holder(obj).get("model")
+                if isinstance(name, str) and name:
+                    model = name
                     break
-    return usage, model
+    return usage, model, found
 
 
 def _holder(obj: dict[str, Any]) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from .errors import ConfigError, EnforcementError
 from .journal import Journal, get_journal
 from .pricing import Pricer, parse_deployments, parse_price_overrides
 from .streams import journaled_stream_cls, tap_response
+from .units import audio_source
 
 __all__ = ["AsyncJournaledAzureOpenAI", "AsyncJournaledOpenAI", "JournaledAzureOpenAI", "JournaledOpenAI"]
 
@@ -33,6 +34,7 @@ log = logging.getLogger("tokenid")
 _CURRENT_CALL: ContextVar[Call | None] = ContextVar("tokenid_call", default=None)
 _RAW_RESPONSE_HEADER = "X-Stainless-Raw-Response"
 _STREAM_USAGE_ENDPOINTS = frozenset({"chat.completions", "completions"})
+_AUDIO_UPLOAD_ENDPOINTS = frozenset({"audio.transcriptions", "audio.translations"})
 # Azure accepts `stream_options` from api-version 2024-08-01-preview on (a real recording shows it; GA from
 # 2024-10-21); the /openai/v1 API always. Older versions answer 400 "Unrecognized request argument".
 _AZURE_STREAM_OPTIONS_SINCE = "2024-08-01"
@@ -154,6 +156,8 @@ class _Journaling:
             tags = {**settings.tags, **scoped} if scoped else settings.tags
             call = Call(settings, method=options.method, path=options.url, body=body, stream=stream,
                         session_id=session, tags=tags)
+            if options.files is not None and call.endpoint in _AUDIO_UPLOAD_ENDPOINTS:
+                call.audio = audio_source(options.files)  # references only: read on the writer if ever needed
             if (stream and settings.inject_stream_usage and body is not None and "stream_options" not in body
                     and call.endpoint in _STREAM_USAGE_ENDPOINTS and self._supports_stream_usage()):
                 headers = options.headers if isinstance(options.headers, Mapping) else {}

@@ -29,6 +29,8 @@ class Usage:
     cache_write_tokens: int = 0
     image_input_tokens: int = 0
     total_tokens: int | None = None
+    #: the audio part of ``cached_input_tokens``, when the response says (Realtime ``cached_tokens_details``)
+    cached_audio_input_tokens: int = 0
 
 
 def _int(value: object) -> int:
@@ -74,6 +76,7 @@ def usage_from_json(usage: object) -> Usage | None:
     if usage.get("input_tokens") is not None or usage.get("output_tokens") is not None:
         inp = _details(usage, "input_tokens_details", "input_token_details")
         out = _details(usage, "output_tokens_details", "output_token_details")
+        cached_parts = _details(inp, "cached_tokens_details")
         return Usage(
             input_tokens=_int(usage.get("input_tokens")),
             output_tokens=_int(usage.get("output_tokens")),
@@ -84,10 +87,12 @@ def usage_from_json(usage: object) -> Usage | None:
             cache_write_tokens=_int(inp.get("cache_creation_tokens") or inp.get("cache_write_tokens")),
             image_input_tokens=_int(inp.get("image_tokens")),
             total_tokens=_int(total) if total is not None else None,
+            cached_audio_input_tokens=_int(cached_parts.get("audio_tokens")),
         )
     if usage.get("prompt_tokens") is not None or usage.get("completion_tokens") is not None:
         prompt = _details(usage, "prompt_tokens_details")
         completion = _details(usage, "completion_tokens_details")
+        cached_parts = _details(prompt, "cached_tokens_details")
         return Usage(
             input_tokens=_int(usage.get("prompt_tokens")),
             output_tokens=_int(usage.get("completion_tokens")),
@@ -97,5 +102,6 @@ def usage_from_json(usage: object) -> Usage | None:
             audio_output_tokens=_int(completion.get("audio_tokens")),
             image_input_tokens=_int(prompt.get("image_tokens")),
             total_tokens=_int(total) if total is not None else None,
+            cached_audio_input_tokens=_int(cached_parts.get("audio_tokens")),
         )
     return None

@@ -117,3 +117,65 @@ def test_several_processes_lose_nothing(tmp_path: Path) -> None:
     j = Journal(db)
     counts = {s: len(j.events(session_id=str(s))) for s in range(4)}
     assert counts == {0: 2000, 1: 2000, 2: 2000, 3: 2000}
+
+
+def test_a_v1_journal_is_migrated_and_keeps_its_events(tmp_path: Path) -> None:
+    from tokenid.journal.schema import MIGRATIONS
+
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    for statement in MIGRATIONS[0]:  # the schema as TokenID 1 created it
+        conn.execute(statement)
+    v1_columns = [r[1] for r in conn.execute("PRAGMA table_info(events)")]
+    conn.execute(f"INSERT INTO events ({', '.join(v1_columns)}) VALUES ({', '.join('?' * len(v1_columns))})",
+                 [Row(7).row[COLUMNS.index(c)] for c in v1_columns])
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    assert "batch_id" not in v1_columns
+
+    j = Journal(path)
+    (old,) = j.events()
+    assert old["input_tokens"] == 7 and old["batch_id"] is None and old["units"] is None
+    values: dict[str, Any] = dict(zip(COLUMNS, Row(8).row, strict=True))
+    values.update(batch_id="batch_abc", service_tier="priority", image_input_tokens=3, units='{"images": 2}')
+    j.record(_Fixed(tuple(values[c] for c in COLUMNS)))
+    j.flush()
+    new = next(e for e in j.events() if e["input_tokens"] == 8)
+    assert (new["batch_id"], new["service_tier"], new["image_input_tokens"], new["units"]) == (
+        "batch_abc", "priority", 3, {"images": 2})
+    j.close()
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert "events_batch" in {r[1] for r in conn.execute("PRAGMA index_list(events)")}
+
+
+class _Fixed(Row):
+    def __init__(self, row: tuple[Any, ...]) -> None:
+        self.row = row
+
+
+def test_spool_files_from_an_older_schema_are_loaded_not_dropped(tmp_path: Path) -> None:
+    import json
+
+    spool = tmp_path / "j.db.spool"
+    spool.mkdir()
+    v1_width = COLUMNS.index("image_input_tokens")  # v1 rows were plain lists of the v1 columns
+    (spool / "1-1.jsonl").write_text(json.dumps(list(Row(1).row[:v1_width])) + "\n")
+    (spool / "1-2.jsonl").write_text(json.dumps(dict(zip(COLUMNS, Row(2).row, strict=True))) + "\n")
+    j = Journal(tmp_path / "j.db")
+    assert sorted(e["input_tokens"] for e in j.events()) == [1, 2]
+    assert not list(spool.glob("*.jsonl"))
+    j.close()
+
+
+def test_a_spool_file_with_unknown_columns_is_kept_for_a_newer_tokenid(tmp_path: Path) -> None:
+    import json
+
+    spool = tmp_path / "j.db.spool"
+    spool.mkdir()
+    (spool / "1-1.jsonl").write_text(json.dumps({**dict(zip(COLUMNS, Row(1).row, strict=True)), "future": 1}) + "\n")
+    j = Journal(tmp_path / "j.db")
+    assert j.events() == []
+    assert [p.name for p in spool.iterdir()] == ["1-1.jsonl"]  # kept for a TokenID that knows the column
+    j.close()

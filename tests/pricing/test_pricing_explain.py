@@ -32,7 +32,7 @@ def test_text_names_model_rates_multiplier_and_exclusions() -> None:
     assert "data_zone" in text
     assert "1.10" in text
     assert "cached_input" in text
-    assert "not included" in text  # genai-prices' web/file search prices are not applied
+    assert "web_searches_kcount" in text  # per-call tool prices are listed beside the token rates
     price = pricer.price(provider="azure_openai", usage=USAGE, model_served=None, model_requested=None, deployment="eu")
     assert format_usd(price.cost_usd) in text
 

@@ -36,7 +36,7 @@ log = logging.getLogger("tokenid.journal")
 class Pending(Protocol):
     """Something the writer thread can turn into a journal row."""
 
-    def to_row(self) -> tuple[Any, ...]: ...
+    def to_row(self) -> tuple[Any, ...] | list[tuple[Any, ...]]: ...
 
     def fallback_row(self, error: BaseException) -> tuple[Any, ...]: ...
 
@@ -130,7 +130,11 @@ class Journal:
                 pass
             rows = []
             for n, item in enumerate(batch, 1):
-                rows.append(self._row(item))
+                row = self._row(item)
+                if isinstance(row, list):  # one response that bills many things (a batch output file)
+                    rows.extend(row)
+                else:
+                    rows.append(row)
                 if n % 16 == 0:
                     # Hand the GIL over now and then: a caller whose response just arrived would otherwise
                     # wait up to the interpreter's 5 ms switch interval behind this loop.
@@ -140,7 +144,7 @@ class Journal:
                 self._processed += len(batch)
                 self._done.notify_all()
 
-    def _row(self, item: Pending) -> tuple[Any, ...]:
+    def _row(self, item: Pending) -> tuple[Any, ...] | list[tuple[Any, ...]]:
         try:
             return item.to_row()
         except Exception as exc:  # a bug in metering must not lose the call: keep what is known
@@ -167,8 +171,8 @@ class Journal:
             self.spool_dir.mkdir(parents=True, exist_ok=True)
             name = self.spool_dir / f"{os.getpid()}-{time.time_ns()}.jsonl"
             with open(name, "w", encoding="utf-8") as fh:
-                for row in rows:
-                    fh.write(json.dumps(row, default=str) + "\n")
+                for row in rows:  # keyed by column, so a later schema can still read it
+                    fh.write(json.dumps(dict(zip(COLUMNS, row, strict=True)), default=str) + "\n")
             self.stats["spooled"] += len(rows)
             log.error("tokenid: journal store failed (%s); %d events spooled to %s", error, len(rows), name)
         except OSError as exc:
@@ -186,11 +190,13 @@ class Journal:
                 continue
             try:
                 with open(claimed, encoding="utf-8") as fh:
-                    rows = [tuple(json.loads(line)) for line in fh if line.strip()]
-                self.store.insert([r for r in rows if len(r) == len(COLUMNS)])
+                    rows = [_spooled_row(json.loads(line)) for line in fh if line.strip()]
+                self.store.insert(rows)
                 claimed.unlink()
-            except (OSError, ValueError, sqlite3.Error) as exc:
-                log.error("tokenid: could not load spooled events from %s: %s", claimed, exc)
+            except (OSError, ValueError, TypeError, sqlite3.Error) as exc:
+                log.error("tokenid: could not load spooled events from %s (kept for a later try): %s", file, exc)
+                with contextlib.suppress(OSError):
+                    claimed.rename(file)
 
     # -- reading -----------------------------------------------------------------------------
     def events(self, *, session_id: str | None = None) -> list[dict[str, Any]]:
@@ -204,6 +210,18 @@ class Journal:
 
     def __repr__(self) -> str:
         return f"Journal({str(self.path)!r})"
+
+
+def _spooled_row(value: object) -> tuple[Any, ...]:
+    """A spooled row back in ``COLUMNS`` order: a column-keyed object, or a list from before schema v2."""
+    if isinstance(value, dict):
+        unknown = set(value) - set(COLUMNS)
+        if unknown:
+            raise ValueError(f"spooled event has columns this TokenID does not know: {sorted(unknown)}")
+        return tuple(value.get(name) for name in COLUMNS)
+    if isinstance(value, list) and len(value) <= len(COLUMNS):
+        return (*value, *([None] * (len(COLUMNS) - len(value))))  # columns added since are empty
+    raise ValueError(f"not a spooled event: {str(value)[:80]}")
 
 
 def _lower_priority() -> None:

@@ -12,7 +12,7 @@ from typing import Final
 __all__ = ["COLUMNS", "INT_COLUMNS", "JSON_COLUMNS", "MIGRATIONS", "SCHEMA_VERSION"]
 
 # (name, SQL type) in storage order
-_COLUMN_TYPES: Final[tuple[tuple[str, str], ...]] = (
+_COLUMN_TYPES: tuple[tuple[str, str], ...] = (
     ("id", "TEXT PRIMARY KEY"),
     ("started_at", "TEXT NOT NULL"),
     ("ended_at", "TEXT"),
@@ -60,13 +60,26 @@ _COLUMN_TYPES: Final[tuple[tuple[str, str], ...]] = (
     ("cache_hit", "INTEGER"),
     ("content", "TEXT"),
 )
+_V1_COLUMN_COUNT: Final = len(_COLUMN_TYPES)
+
+# Added by migration 2 (every billable endpoint): the token kinds image and realtime models report, the
+# service tier that selects priority/flex prices, the batch a line of batch output belongs to, and the
+# non-token share of cost_usd (images, characters, audio seconds, tool calls, training tokens).
+_COLUMN_TYPES += (
+    ("image_input_tokens", "INTEGER"),
+    ("cached_audio_input_tokens", "INTEGER"),
+    ("service_tier", "TEXT"),
+    ("batch_id", "TEXT"),
+    ("units_cost_usd", "TEXT"),
+)
 
 COLUMNS: Final[tuple[str, ...]] = tuple(name for name, _ in _COLUMN_TYPES)
 JSON_COLUMNS: Final[frozenset[str]] = frozenset({"tags", "units", "enforcement", "route", "content"})
 INT_COLUMNS: Final[frozenset[str]] = frozenset(n for n, t in _COLUMN_TYPES if t.startswith("INTEGER"))
 BOOL_COLUMNS: Final[frozenset[str]] = frozenset({"stream", "cache_hit"})
 
-_CREATE_EVENTS = "CREATE TABLE events (\n  " + ",\n  ".join(f"{n} {t}" for n, t in _COLUMN_TYPES) + "\n)"
+_CREATE_EVENTS = "CREATE TABLE events (\n  " + ",\n  ".join(
+    f"{n} {t}" for n, t in _COLUMN_TYPES[:_V1_COLUMN_COUNT]) + "\n)"
 
 # Each entry upgrades the schema by one version; never edit a released entry, append a new one.
 MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
@@ -74,6 +87,10 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         _CREATE_EVENTS,
         "CREATE INDEX events_started_at ON events (started_at)",
         "CREATE INDEX events_session ON events (session_id, started_at)",
+    ),
+    (
+        *(f"ALTER TABLE events ADD COLUMN {n} {t}" for n, t in _COLUMN_TYPES[_V1_COLUMN_COUNT:]),
+        "CREATE INDEX events_batch ON events (batch_id) WHERE batch_id IS NOT NULL",
     ),
 )
 SCHEMA_VERSION: Final[int] = len(MIGRATIONS)

@@ -9,7 +9,7 @@ without the cached-audio split) and cannot apply overrides or Azure deployment-t
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from types import MappingProxyType
 
@@ -63,11 +63,16 @@ _ZERO = Decimal(0)
 
 @dataclass(frozen=True, slots=True)
 class CatalogPrice:
-    """One dated price of a catalogue model: ``rates`` is None when it has no per-token price at all."""
+    """One dated price of a catalogue model: ``rates`` is None when it has no per-token price at all.
+
+    ``unit_prices`` holds the non-token prices TokenID can apply (price key -> USD, e.g. ``input_mchars``; see
+    ``units.CATALOG_UNIT_KEYS``); ``other_units`` names the keys it cannot.
+    """
 
     constraint: Constraint | None
     rates: TieredRates | None
     other_units: tuple[str, ...]
+    unit_prices: Mapping[str, Decimal] = field(default_factory=dict)
 
 
 def current_snapshot() -> DataSnapshot:
@@ -102,7 +107,10 @@ def catalog_prices(model: ModelInfo) -> tuple[CatalogPrice, ...]:
 
 
 def _convert(constraint: Constraint | None, price: ModelPrice) -> CatalogPrice:
+    from tokenid.pricing.units import CATALOG_UNIT_KEYS
+
     token_prices: dict[str, Decimal | TieredPrices] = {}
+    unit_prices: dict[str, Decimal] = {}
     others: list[str] = []
     for key, value in vars(price).items():
         if value is None or key.startswith("_"):
@@ -110,19 +118,22 @@ def _convert(constraint: Constraint | None, price: ModelPrice) -> CatalogPrice:
         rate_field = PRICE_KEY_TO_RATE.get(key)
         if rate_field is not None and isinstance(value, Decimal | TieredPrices):
             token_prices[rate_field] = value
+        elif key in CATALOG_UNIT_KEYS and isinstance(value, Decimal):
+            unit_prices[key] = value
         else:
             others.append(key)
+    units = MappingProxyType(unit_prices)
     if not token_prices:
-        if not others:
+        if not others and not unit_prices:
             # an entry with no prices at all is a free model (moderation, ":free" variants): genuinely $0
             return CatalogPrice(constraint, TieredRates(Rates(input=_ZERO, output=_ZERO)), ())
-        return CatalogPrice(constraint, None, tuple(others))
+        return CatalogPrice(constraint, None, tuple(others), units)
     thresholds = sorted(
         {tier.start for value in token_prices.values() if isinstance(value, TieredPrices) for tier in value.tiers}
     )
     base = _rates_at(token_prices, None)
     tiers = tuple((threshold, _rates_at(token_prices, threshold)) for threshold in thresholds)
-    return CatalogPrice(constraint, TieredRates(base, tiers), tuple(others))
+    return CatalogPrice(constraint, TieredRates(base, tiers), tuple(others), units)
 
 
 def _rates_at(token_prices: Mapping[str, Decimal | TieredPrices], threshold: int | None) -> Rates:

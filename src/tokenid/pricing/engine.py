@@ -28,7 +28,14 @@ from tokenid.pricing.deployments import (
 )
 from tokenid.pricing.explain import PriceExplanation, build_notes
 from tokenid.pricing.models import ModelNames
-from tokenid.pricing.multipliers import NO_PREMIUM_EQUIVALENT, parse_deployment_multipliers, parse_model_set
+from tokenid.pricing.multipliers import (
+    BATCH_MULTIPLIER,
+    BATCH_TYPES,
+    NO_PREMIUM_EQUIVALENT,
+    parse_deployment_multipliers,
+    parse_model_set,
+    service_tier_multiplier,
+)
 from tokenid.pricing.rates import (
     _CTX,
     ComponentCost,
@@ -41,6 +48,7 @@ from tokenid.pricing.rates import (
     split_tokens,
     tidy,
 )
+from tokenid.pricing.units import UnitLine, has_unit_prices, price_units, units_total
 from tokenid.usage import Usage
 
 __all__ = ["PROVIDERS", "PROVISIONED_SOURCE", "RESOLVED_BY", "PriceResult", "Pricer"]
@@ -54,6 +62,8 @@ PROVISIONED_SOURCE = "provisioned: capacity cost, not per token"
 
 _ONE = Decimal(1)
 _ZERO = Decimal(0)
+# units billed on top of tokens (a model priced by tokens may still owe these)
+_ADDITIVE_UNITS = frozenset({"web_search_calls", "file_search_calls"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +72,10 @@ class PriceResult:
 
     ``cost_usd`` is exact (never rounded) and None when the call could not be priced, in which case
     ``unpriced_reason`` says why; Decimal 0 means the call genuinely cost nothing at the margin (zero tokens,
-    a free model, a provisioned deployment). ``multiplier`` is the deployment-type factor applied to ``rates``
-    (list or override rates per million tokens, before the factor).
+    a free model, a provisioned deployment). ``multiplier`` is the factor applied to ``rates`` (list or override
+    rates per million tokens, before the factor): deployment type, batch and service tier together.
+    ``unit_lines`` price non-token units (images, characters, audio seconds, tool calls, training tokens); their
+    sum is ``units_cost_usd`` and is part of ``cost_usd``. ``unpriced_units`` names units no price was found for.
     """
 
     cost_usd: Decimal | None
@@ -74,6 +86,9 @@ class PriceResult:
     unpriced_reason: str | None = None
     multiplier: Decimal | None = None
     rates: Rates | None = None
+    unit_lines: tuple[UnitLine, ...] = ()
+    units_cost_usd: Decimal | None = None
+    unpriced_units: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,7 +206,7 @@ class Pricer:
             return None
         override = self._model_overrides.get(canonical) or self._model_overrides.get(ModelNames.unversioned(canonical))
         info = catalog.find_model(self._snapshot, canonical, provider)
-        if info is None and override is None and not self._names.is_aliased(name):
+        if info is None and override is None and not self._names.is_aliased(name) and not has_unit_prices(canonical):
             return None
         prices = catalog.catalog_prices(info) if info is not None else ()
         return _Match(canonical, resolved_by, info.id if info else None, prices, override)
@@ -256,6 +271,8 @@ class Pricer:
             return replace(base, price_source=label, multiplier=multiplier, prices=_fixed(rates))
         source = catalog.source_label(self._snapshot)
         if not match.catalog_prices:
+            if has_unit_prices(match.canonical):  # DALL·E: priced per image from TokenID's own table
+                return replace(base, price_source=source, multiplier=multiplier)
             return replace(base, reason=f"no price for {match.canonical} in {source}")
         return replace(base, price_source=source, multiplier=multiplier, prices=match.catalog_prices)
 
@@ -281,8 +298,16 @@ class Pricer:
         model_requested: str | None,
         deployment: str | None,
         at: datetime | None = None,
+        units: Mapping[str, object] | None = None,
+        batch: bool = False,
+        service_tier: str | None = None,
     ) -> PriceResult:
-        """Price one call. ``at`` is when it ran (default now; naive means UTC) and selects dated list prices."""
+        """Price one call. ``at`` is when it ran (default now; naive means UTC) and selects dated list prices.
+
+        ``units`` are the call's non-token units (:func:`tokenid.units.units_of`); ``batch`` marks a line of Batch
+        API output (half price on OpenAI, the batch deployment type on Azure); ``service_tier`` is the tier the
+        response reports (``priority`` and ``flex`` change the per-token price).
+        """
         res = self._resolution(provider, deployment, model_served, model_requested)
         if res.fixed_cost is not None:
             return PriceResult(
@@ -290,27 +315,73 @@ class Pricer:
             )
         if res.reason is not None:
             return _unpriced(res, res.reason)
-        if usage is None:
-            return _unpriced(res, "no usage")
-        dated = _select(res.prices, at)
-        if dated.rates is None:
-            return _unpriced(res, _no_token_price_reason(res, dated))
-        rates = dated.rates.for_input(usage.input_tokens)
-        try:
-            cost = price_tokens(rates, split_tokens(usage))
-        except MissingRateError as error:
-            return _unpriced(res, f"no {error.component} price for {res.canonical_model} in {res.price_source}")
-        if res.multiplier is not None and res.multiplier != _ONE:
-            cost = _CTX.multiply(cost, res.multiplier)
+        deployment_type, multiplier = res.deployment_type, res.multiplier
+        if batch:
+            if deployment_type is None:
+                multiplier = _CTX.multiply(multiplier or _ONE, BATCH_MULTIPLIER)
+            elif (res.price_source or "").startswith("override:deployment:"):
+                pass  # a deployment's own rates are used as given (the user priced the batch deployment)
+            else:
+                deployment_type = BATCH_TYPES.get(deployment_type, deployment_type)
+                multiplier = self._multiplier(deployment_type, res.canonical_model)
+        if service_tier is not None and res.canonical_model is not None:
+            tier = service_tier_multiplier(service_tier, ModelNames.unversioned(res.canonical_model))
+            if tier is None:
+                return _unpriced(replace(res, deployment_type=deployment_type),
+                                 f"no {service_tier} service-tier price for {res.canonical_model}")
+            if tier != _ONE:
+                multiplier = _CTX.multiply(multiplier or _ONE, tier)
+        dated = _select(res.prices, at) if res.prices else None
+
+        unit_lines: tuple[UnitLine, ...] = ()
+        unpriced_units: tuple[str, ...] = ()
+        if units and res.canonical_model is not None:
+            unit_lines, unpriced_units = price_units(
+                res.canonical_model, units, dated.unit_prices if dated is not None else {}, res.price_source or "")
+        units_cost = units_total(unit_lines) if unit_lines else None
+
+        token_cost: Decimal | None = None
+        rates: Rates | None = None
+        if usage is not None:
+            if dated is None or dated.rates is None:
+                if units_cost is None:
+                    reason = _no_token_price_reason(res, dated) if dated is not None else \
+                        f"no per-token price for {res.canonical_model}"
+                    return _unpriced(res, reason, deployment_type)
+            else:
+                rates = dated.rates.for_input(usage.input_tokens)
+                try:
+                    token_cost = price_tokens(rates, split_tokens(usage))
+                except MissingRateError as error:
+                    return _unpriced(
+                        res, f"no {error.component} price for {res.canonical_model} in {res.price_source}",
+                        deployment_type)
+                if multiplier is not None and multiplier != _ONE:
+                    token_cost = _CTX.multiply(token_cost, multiplier)
+        elif units_cost is None:
+            if unpriced_units:
+                return _unpriced(res, f"no {', '.join(unpriced_units)} price for {res.canonical_model}",
+                                 deployment_type)
+            return _unpriced(res, "no usage", deployment_type)
+        if token_cost is not None:  # e.g. seconds of a token-billed transcription: described, not billed again
+            unpriced_units = tuple(u for u in unpriced_units if u in _ADDITIVE_UNITS)
+        cost = _CTX.add(token_cost or _ZERO, units_cost or _ZERO)
+        source = res.price_source
+        unit_sources = sorted({line.source for line in unit_lines if line.source != source})
+        if unit_sources:
+            source = "; ".join([*([source] if token_cost is not None and source else []), *unit_sources])
         return PriceResult(
             tidy(cost),
             res.canonical_model,
-            res.deployment_type,
+            deployment_type,
             res.resolved_by,
-            res.price_source,
+            source,
             None,
-            res.multiplier,
+            multiplier if token_cost is not None else None,
             rates,
+            unit_lines,
+            tidy(units_cost) if units_cost is not None else None,
+            unpriced_units,
         )
 
     def explain(
@@ -322,6 +393,9 @@ class Pricer:
         model_requested: str | None = None,
         deployment: str | None = None,
         at: datetime | None = None,
+        units: Mapping[str, object] | None = None,
+        batch: bool = False,
+        service_tier: str | None = None,
     ) -> PriceExplanation:
         """A human-readable breakdown of ``price()`` for the same arguments: model, rates, per-component cost.
 
@@ -334,14 +408,19 @@ class Pricer:
             model_requested=model_requested,
             deployment=deployment,
             at=at,
+            units=units,
+            batch=batch,
+            service_tier=service_tier,
         )
         res = self._resolution(provider, deployment, model_served, model_requested)
         rates = result.rates
         excluded: tuple[str, ...] = ()
+        unit_prices: Mapping[str, Decimal] = {}
         tier_threshold: int | None = None
         if res.prices:
             dated = _select(res.prices, at)
             excluded = dated.other_units
+            unit_prices = dated.unit_prices
             if dated.rates is not None:
                 tokens = usage.input_tokens if usage is not None else 0
                 if rates is None:
@@ -350,17 +429,20 @@ class Pricer:
                 tier_threshold = passed[-1] if passed else None
         components: tuple[ComponentCost, ...] = ()
         if usage is not None and rates is not None and result.cost_usd is not None:
-            components = component_costs(rates, usage, res.multiplier or _ONE)
+            components = component_costs(rates, usage, result.multiplier or _ONE)
         notes = build_notes(
             provider=provider,
             deployment=deployment,
             in_deployment_map=res.in_deployment_map,
             resolved_by=res.resolved_by,
-            deployment_type=res.deployment_type,
-            multiplier=res.multiplier,
+            deployment_type=result.deployment_type,
+            multiplier=result.multiplier,
             excluded=excluded,
             tier_threshold=tier_threshold,
             components=components,
+            batch=batch,
+            service_tier=service_tier,
+            unpriced_units=result.unpriced_units,
         )
         return PriceExplanation(
             result=result,
@@ -368,6 +450,7 @@ class Pricer:
             rates=rates,
             components=components,
             notes=notes,
+            unit_prices=dict(unit_prices),
         )
 
 
@@ -386,10 +469,11 @@ def _unknown_reason(candidates: list[tuple[str, str]]) -> str:
 
 
 def _no_token_price_reason(res: _Resolution, dated: CatalogPrice) -> str:
-    units = ", ".join(dated.other_units)
+    units = ", ".join([*dated.unit_prices, *dated.other_units])
     priced_by = f" (priced by {units})" if units else ""
     return f"no per-token price for {res.canonical_model} in {res.price_source}{priced_by}"
 
 
-def _unpriced(res: _Resolution, reason: str) -> PriceResult:
-    return PriceResult(None, res.canonical_model, res.deployment_type, res.resolved_by, res.price_source, reason)
+def _unpriced(res: _Resolution, reason: str, deployment_type: str | None = None) -> PriceResult:
+    kind = deployment_type or res.deployment_type
+    return PriceResult(None, res.canonical_model, kind, res.resolved_by, res.price_source, reason)

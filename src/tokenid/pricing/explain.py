@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -31,6 +31,8 @@ class PriceExplanation:
     rates: Rates | None
     components: tuple[ComponentCost, ...]
     notes: tuple[str, ...]
+    #: genai-prices' non-token prices of the model (price key -> USD), shown when nothing was priced by them yet
+    unit_prices: Mapping[str, Decimal] = field(default_factory=dict)
 
     def lines(self) -> list[str]:
         """The explanation as text lines."""
@@ -59,6 +61,15 @@ class PriceExplanation:
                 if line.tokens:
                     priced = f"{line.tokens:>12,} x {line.rate}{factor}"
                     out.append(f"  {line.component:<20} {priced} = {format_usd(line.cost_usd)}")
+        if r.unit_lines:
+            out.append("units (quantity x USD per unit):")
+            for unit in r.unit_lines:
+                out.append(f"  {unit.unit:<20} {unit.quantity:>12,} x {unit.rate.normalize():f} = "
+                           f"{format_usd(unit.cost_usd)}  [{unit.source}]")
+        elif self.unit_prices:
+            out.append("unit prices (USD):")
+            for key, value in self.unit_prices.items():
+                out.append(f"  {key:<20} {value}")
         out.append(f"total:           {format_usd(r.cost_usd)}")
         if r.unpriced_reason:
             out.append(f"unpriced:        {r.unpriced_reason}")
@@ -80,6 +91,9 @@ def build_notes(
     excluded: Sequence[str],
     tier_threshold: int | None,
     components: Sequence[ComponentCost],
+    batch: bool = False,
+    service_tier: str | None = None,
+    unpriced_units: Sequence[str] = (),
 ) -> tuple[str, ...]:
     """Caveats worth showing next to a price: guesses, assumptions and what is not included."""
     notes = []
@@ -88,11 +102,16 @@ def build_notes(
     if provider == "azure_openai" and not in_deployment_map:
         where = f"deployment {deployment!r}" if deployment else "the deployment"
         notes.append(f"{where} is not in deployments=; deployment type assumed {deployment_type}")
-    if multiplier is not None and multiplier != 1 and deployment_type:
+    if multiplier is not None and multiplier != 1:
+        why = [f"Azure {deployment_type}" if deployment_type else "", "batch" if batch else "",
+               f"service tier {service_tier}" if service_tier not in (None, "default", "auto") else ""]
+        reasons = " + ".join(w for w in why if w) or "configured"
         notes.append(
-            f"Azure {deployment_type} price = Global list price x {multiplier} "
-            "(US/EU figure from PRICING.md; other regions differ)"
+            f"price = list price x {multiplier.normalize():f} ({reasons}; Azure factors are the US/EU figures "
+            "from PRICING.md, other regions differ)"
         )
+    if unpriced_units:
+        notes.append(f"no price known for: {', '.join(unpriced_units)} (not included in the total)")
     if tier_threshold is not None:
         notes.append(f"long-context rates: input above {tier_threshold:,} tokens")
     by_name = {line.component: line for line in components}

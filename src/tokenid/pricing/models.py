@@ -32,6 +32,10 @@ DEFAULT_ALIASES: Mapping[str, str] = MappingProxyType(
         # On Azure "ada" is the embeddings model (the GPT-3 "ada" completion model is retired everywhere)
         "ada": "text-embedding-ada-002",
         "text-embedding-ada-002-v2": "text-embedding-ada-002",
+        # Azure's model names for the audio models (the deployment's model, e.g. "whisper" version "001")
+        "whisper": "whisper-1",
+        "tts": "tts-1",
+        "tts-hd": "tts-1-hd",
     }
 )
 

@@ -27,11 +27,16 @@ from tokenid.pricing.deployments import DEPLOYMENT_TYPES, normalize_deployment_t
 from tokenid.pricing.rates import to_decimal
 
 __all__ = [
+    "BATCH_MULTIPLIER",
+    "BATCH_TYPES",
     "DEFAULT_DEPLOYMENT_MULTIPLIERS",
+    "FLEX_MULTIPLIER",
     "NO_PREMIUM_EQUIVALENT",
     "NO_PREMIUM_MODELS",
+    "PRIORITY_MULTIPLIERS",
     "parse_deployment_multipliers",
     "parse_model_set",
+    "service_tier_multiplier",
 ]
 
 #: Deployment type -> factor applied to the Global list price (PRICING.md §1-§2; US/EU regions).
@@ -104,3 +109,51 @@ def parse_model_set(value: Iterable[str] | None, *, key: str = "no_premium_model
             raise ConfigError(f"{key} must contain non-empty model names; got {name!r}")
         names.add(name.strip().lower())
     return frozenset(names)
+
+
+#: OpenAI Batch API: half the synchronous price for every model (openai.com/api/pricing, "Batch" column).
+BATCH_MULTIPLIER = Decimal("0.5")
+#: Azure deployment type -> the type a Batch API job on it is billed as (PRICING.md §2).
+BATCH_TYPES: Mapping[str, str] = MappingProxyType(
+    {"global": "global_batch", "data_zone": "data_zone_batch", "regional": "global_batch",
+     "global_batch": "global_batch", "data_zone_batch": "data_zone_batch"}
+)
+
+#: ``service_tier="flex"``: half the standard price (openai.com/api/pricing, "Flex" column: o3, o4-mini, gpt-5.x).
+FLEX_MULTIPLIER = Decimal("0.5")
+#: ``service_tier="priority"``: model family (unversioned, longest prefix wins) -> factor on the standard price.
+#: Azure ``pp`` meters (PRICING.md §2): 1.75x gpt-4.1 and 4.1-mini, 1.8x gpt-5-mini, 2.0x GPT-5/5.1/5.2/5.4/5.6.
+#: OpenAI priority column (openai.com/api/pricing, 2025): gpt-4o $4.25/$17 (1.7x), gpt-4o-mini $0.25/$1
+#: (5/3x), gpt-4.1-nano $0.20/$0.80 (2x), o3 $3.50/$14 (1.75x), o4-mini $2/$8 (20/11x).
+PRIORITY_MULTIPLIERS: Mapping[str, Decimal] = MappingProxyType(
+    {
+        "gpt-4o": Decimal("1.7"),
+        "gpt-4o-mini": Decimal(5) / Decimal(3),
+        "gpt-4.1": Decimal("1.75"),
+        "gpt-4.1-mini": Decimal("1.75"),
+        "gpt-4.1-nano": Decimal("2"),
+        "o3": Decimal("1.75"),
+        "o4-mini": Decimal(20) / Decimal(11),
+        "gpt-5": Decimal("2"),
+        "gpt-5-mini": Decimal("1.8"),
+    }
+)
+_NO_PRIORITY = ("gpt-5-nano",)  # not sold with priority processing
+_PRIORITY_PREFIXES = sorted(PRIORITY_MULTIPLIERS, key=len, reverse=True)
+
+
+def service_tier_multiplier(service_tier: str | None, model: str) -> Decimal | None:
+    """Factor a response's ``service_tier`` puts on ``model``'s price: 1 for default tiers, None when unknown."""
+    if service_tier in (None, "", "default", "auto", "standard", "scale"):
+        return Decimal(1)
+    if service_tier == "flex":
+        return FLEX_MULTIPLIER
+    if service_tier == "priority":
+        if any(model == n or model.startswith(n + "-") for n in _NO_PRIORITY):
+            return None
+        for prefix in _PRIORITY_PREFIXES:
+            if model == prefix or model.startswith(prefix + "-") or model.startswith(prefix + "."):
+                # gpt-5.1, gpt-5.2 ... share GPT-5's factor; a longer known prefix (gpt-5-mini) wins first
+                return PRIORITY_MULTIPLIERS[prefix]
+        return None
+    return None

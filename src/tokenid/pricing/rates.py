@@ -168,9 +168,10 @@ def split_tokens(usage: Usage) -> tuple[int, ...]:
 
     Cached, cache-write, audio and image tokens are subsets of ``input_tokens``; audio output of ``output_tokens``;
     reasoning tokens are part of output and billed at the output rate. ``Usage`` does not say how the cache
-    overlaps the modalities, so cache reads then cache writes are assumed to be text first (the disjoint case);
-    only cached tokens that cannot be text are counted as cached audio, then cached image. Counts that exceed
-    their parent (malformed usage) are clipped to it rather than producing negative buckets.
+    overlaps the modalities unless it reports ``cached_audio_input_tokens``, so cache reads then cache writes are
+    assumed to be text first (the disjoint case); only cached tokens that cannot be text are counted as cached
+    audio, then cached image. Counts that exceed their parent (malformed usage) are clipped to it rather than
+    producing negative buckets.
     """
     inp = max(usage.input_tokens, 0)
     out = max(usage.output_tokens, 0)
@@ -180,9 +181,15 @@ def split_tokens(usage: Usage) -> tuple[int, ...]:
     cached = min(max(usage.cached_input_tokens, 0), inp)
     write = min(max(usage.cache_write_tokens, 0), inp - cached)
 
-    cached_text = min(cached, text)
-    cached_audio = min(cached - cached_text, audio)
-    cached_image = cached - cached_text - cached_audio
+    if usage.cached_audio_input_tokens > 0:  # the response split the cache by modality: use it
+        cached_audio = min(usage.cached_audio_input_tokens, audio, cached)
+        cached_text = min(cached - cached_audio, text)
+    else:
+        cached_text = min(cached, text)
+        cached_audio = min(cached - cached_text, audio)
+    cached_image = min(cached - cached_text - cached_audio, image)
+    cached = cached_text + cached_audio + cached_image
+    write = min(write, inp - cached)
     write_text = min(write, text - cached_text)
     write_audio = min(write - write_text, audio - cached_audio)
     write_image = write - write_text - write_audio
