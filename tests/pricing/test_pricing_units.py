@@ -123,3 +123,13 @@ def test_explain_shows_unit_lines_and_unit_prices() -> None:
     assert "input_mchars" in str(PRICER.explain(provider="openai", model_served="tts-1"))
     batch = str(PRICER.explain(provider="openai", usage=MILLION, model_served="gpt-4o-mini", batch=True))
     assert "batch" in batch and "x 0.5" in batch
+
+
+def test_audio_preview_models_bill_audio_tokens_at_audio_rates() -> None:
+    usage = Usage(input_tokens=1_000_000, output_tokens=1_000_000, audio_input_tokens=500_000,
+                  audio_output_tokens=500_000)
+    # gpt-4o-audio-preview: text $2.50 in / $10 out, audio $40 in / $80 out per 1M
+    assert openai("gpt-4o-audio-preview", usage).cost_usd == Decimal("1.25") + 20 + 5 + 40
+    mini = openai("gpt-4o-mini-audio-preview", Usage(input_tokens=1_000_000, output_tokens=0,
+                                                     audio_input_tokens=1_000_000))
+    assert mini.cost_usd == Decimal(10)

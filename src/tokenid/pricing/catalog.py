@@ -29,6 +29,7 @@ from tokenid.pricing.rates import Rates, TieredRates
 __all__ = [
     "GENAI_PROVIDER_IDS",
     "PRICE_KEY_TO_RATE",
+    "SUPPLEMENT_PRICES",
     "CatalogPrice",
     "Constraint",
     "catalog_prices",
@@ -54,6 +55,16 @@ PRICE_KEY_TO_RATE: Mapping[str, str] = MappingProxyType(
         "cache_audio_read_mtok": "cached_audio_input",
         "input_image_mtok": "image_input",
         "cache_image_read_mtok": "cached_image_input",
+    }
+)
+
+#: Token prices genai-prices lacks for some of its models (USD per million; added only where the entry has no such
+#: key). Source: OpenAI API pricing page (https://openai.com/api/pricing/, "Audio tokens", 2025): the audio-preview
+#: chat models bill audio at their own rates, not at the text rates that would otherwise apply.
+SUPPLEMENT_PRICES: Mapping[str, Mapping[str, Decimal]] = MappingProxyType(
+    {
+        "gpt-4o-audio-preview": {"input_audio_mtok": Decimal("40"), "output_audio_mtok": Decimal("80")},
+        "gpt-4o-mini-audio-preview": {"input_audio_mtok": Decimal("10"), "output_audio_mtok": Decimal("20")},
     }
 )
 
@@ -103,16 +114,18 @@ def catalog_prices(model: ModelInfo) -> tuple[CatalogPrice, ...]:
         conditional = [ConditionalPrice(prices=model.prices)]
     else:
         conditional = list(model.prices)
-    return tuple(_convert(price.constraint, price.prices) for price in conditional)
+    extra = SUPPLEMENT_PRICES.get(model.id, {})
+    return tuple(_convert(price.constraint, price.prices, extra) for price in conditional)
 
 
-def _convert(constraint: Constraint | None, price: ModelPrice) -> CatalogPrice:
+def _convert(constraint: Constraint | None, price: ModelPrice, extra: Mapping[str, Decimal]) -> CatalogPrice:
     from tokenid.pricing.units import CATALOG_UNIT_KEYS
 
     token_prices: dict[str, Decimal | TieredPrices] = {}
     unit_prices: dict[str, Decimal] = {}
     others: list[str] = []
-    for key, value in vars(price).items():
+    given = {key: value for key, value in vars(price).items() if value is not None}
+    for key, value in {**extra, **given}.items():
         if value is None or key.startswith("_"):
             continue
         rate_field = PRICE_KEY_TO_RATE.get(key)
