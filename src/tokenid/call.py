@@ -75,6 +75,7 @@ _UNIT_ENDPOINTS = frozenset({
     "images.generate", "images.edit", "images.variation", "audio.speech", "audio.transcriptions",
     "audio.translations",
 })
+_SPEECH_TOKENS_PER_SECOND = 1250 / 60  # see Call._estimate_speech
 _FANOUT_ENDPOINTS = frozenset({"files.content", "batches", "fine_tuning.jobs"})
 
 
@@ -483,22 +484,51 @@ class Call:
                 out["unpriced_reason"] = "error response" if self.status == "error" else "no usage"
         else:
             try:
-                out["priced"] = self.settings.pricer.price(
+                priced = self.settings.pricer.price(
                     provider=self.provider, usage=usage, model_served=model_served,
                     model_requested=self.model_requested, deployment=self.deployment,
                     at=datetime.fromtimestamp(self.started, tz=timezone.utc), units=units or None,
                     service_tier=service_tier)
+                if priced.cost_usd is None and usage is None and endpoint == "audio.speech" and body:
+                    # a token-billed voice (gpt-4o-mini-tts) answered with bare audio: estimate its tokens
+                    usage = self._estimate_speech(body, model_served)
+                    if usage is not None:
+                        out["usage"], out["usage_source"] = usage, "estimated"
+                        priced = self.settings.pricer.price(
+                            provider=self.provider, usage=usage, model_served=model_served,
+                            model_requested=self.model_requested, deployment=self.deployment,
+                            at=datetime.fromtimestamp(self.started, tz=timezone.utc), units=units or None)
+                out["priced"] = priced
             except Exception as exc:  # keep the usage; only the cost is lost, and the event says why
                 log.warning("tokenid: pricing failed (%s: %s); journaled unpriced", type(exc).__name__, exc)
                 out["unpriced_reason"] = f"pricing failed: {type(exc).__name__}"
         if self.decision is not None and self.settings.enforcer is not None:
-            priced = out.get("priced")
+            settled = out.get("priced")
             self.settings.enforcer.settle(
                 self.decision, tokens=None if usage is None else usage.input_tokens + usage.output_tokens,
-                cost_usd=None if priced is None else priced.cost_usd, failed=self.status == "error")
+                cost_usd=None if settled is None else settled.cost_usd, failed=self.status == "error")
         if self.settings.store_content:
             out["content"] = {"request": self.request, "response_text": text}
         return out
+
+    def _estimate_speech(self, audio: bytes, model_served: str | None) -> Usage | None:
+        """Tokens of a speech call that reported none: its text in, its audio's length out.
+
+        OpenAI prices gpt-4o-mini-tts at $12 per 1M audio output tokens and estimates $0.015 per minute of audio
+        (openai.com/api/pricing), i.e. 1,250 audio tokens per minute; the text is counted with the tokenizer.
+        """
+        from . import tokens
+        from .units import audio_seconds
+
+        seconds = audio_seconds(audio)
+        request = self.request or {}
+        text = " ".join(v for v in (request.get("input"), request.get("instructions")) if isinstance(v, str))
+        if seconds is None or not text:
+            return None
+        prompt = tokens.count_text_tokens(text, model_served or self.model_requested)
+        audio_out = round(seconds * _SPEECH_TOKENS_PER_SECOND)
+        return Usage(input_tokens=prompt, output_tokens=audio_out, audio_output_tokens=audio_out,
+                     total_tokens=prompt + audio_out)
 
     def _estimate(self, text: str, model_served: str | None) -> Usage | None:
         from . import tokens

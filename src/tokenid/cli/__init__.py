@@ -29,6 +29,15 @@ session_app = typer.Typer(help="One session's calls.", no_args_is_help=True)
 app.add_typer(session_app, name="session")
 
 
+def _register_subcommands() -> None:
+    from .meters import meters_app
+
+    app.add_typer(meters_app, name="meters")
+
+
+_register_subcommands()
+
+
 
 def _console() -> Console:
     # made per command so the terminal width (or $COLUMNS) at run time is used

@@ -1,0 +1,1 @@
+"""Azure billing: meter names, Cost Management export readers and reconciliation."""
