@@ -72,6 +72,7 @@ _EMPTY_ROW = dict.fromkeys(COLUMNS)
 _to_tuple = operator.itemgetter(*COLUMNS)  # a row dict -> the column-ordered tuple, in C
 # endpoints whose response may bill non-token units (see tokenid.units) or fan out into more events
 _UNIT_ENDPOINTS = frozenset({
+    "realtime.transcription",
     "images.generate", "images.edit", "images.variation", "audio.speech", "audio.transcriptions",
     "audio.translations",
 })
@@ -437,8 +438,8 @@ class Call:
         is_sse = "event-stream" in self.content_type or (self.stream and body is not None and body.lstrip()[:5] in (
             b"data:", b"event"))
         endpoint = self.endpoint
-        if self.parsed is not None and not self.settings.store_content and endpoint not in _UNIT_ENDPOINTS and not (
-                endpoint == "responses" and body is not None and b'_search_call"' in body):
+        if self.parsed is not None and not self.settings.store_content and not (body and (
+                endpoint in _UNIT_ENDPOINTS or (endpoint == "responses" and b'_search_call"' in body))):
             usage, model_served, service_tier = self.parsed
         elif body and is_sse:
             usage, model_served, payload_obj = _stream_usage(body)
@@ -483,12 +484,13 @@ class Call:
             if "unpriced_reason" not in out or out["unpriced_reason"] is None:
                 out["unpriced_reason"] = "error response" if self.status == "error" else "no usage"
         else:
+            region = _pick_headers(self.headers).get(b"x-ms-region") if self.provider == "azure_openai" else None
             try:
                 priced = self.settings.pricer.price(
                     provider=self.provider, usage=usage, model_served=model_served,
                     model_requested=self.model_requested, deployment=self.deployment,
                     at=datetime.fromtimestamp(self.started, tz=timezone.utc), units=units or None,
-                    service_tier=service_tier)
+                    service_tier=service_tier, region=region)
                 if priced.cost_usd is None and usage is None and endpoint == "audio.speech" and body:
                     # a token-billed voice (gpt-4o-mini-tts) answered with bare audio: estimate its tokens
                     usage = self._estimate_speech(body, model_served)
@@ -497,7 +499,8 @@ class Call:
                         priced = self.settings.pricer.price(
                             provider=self.provider, usage=usage, model_served=model_served,
                             model_requested=self.model_requested, deployment=self.deployment,
-                            at=datetime.fromtimestamp(self.started, tz=timezone.utc), units=units or None)
+                            at=datetime.fromtimestamp(self.started, tz=timezone.utc), units=units or None,
+                            region=region)
                 out["priced"] = priced
             except Exception as exc:  # keep the usage; only the cost is lost, and the event says why
                 log.warning("tokenid: pricing failed (%s: %s); journaled unpriced", type(exc).__name__, exc)

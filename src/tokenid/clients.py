@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import Mapping
 from contextvars import ContextVar
+from functools import cached_property
 from typing import Any, ClassVar, cast
 
 import anyio
@@ -121,6 +122,20 @@ class _Journaling:
     @property
     def session_id(self) -> str | None:
         return self._tokenid.session_id
+
+    @cached_property
+    def realtime(self) -> Any:
+        """The SDK's ``realtime`` resource; its WebSocket sessions are journaled (:mod:`tokenid.realtime`)."""
+        from .realtime import journaled_realtime
+
+        return journaled_realtime(self)
+
+    @cached_property
+    def beta(self) -> Any:
+        """The SDK's ``beta`` resource, with ``beta.realtime`` sessions journaled."""
+        from .realtime import journaled_beta
+
+        return journaled_beta(self)
 
     def _tokenid_copy_kwargs(self, session_id: Any, tags: Any, extra: Mapping[str, Any]) -> dict[str, Any]:
         settings = self._tokenid

@@ -33,7 +33,7 @@ __all__ = ["AudioSource", "audio_seconds", "audio_source", "units_of"]
 log = logging.getLogger("tokenid")
 
 _IMAGE_ENDPOINTS = frozenset({"images.generate", "images.edit", "images.variation"})
-_AUDIO_IN_ENDPOINTS = frozenset({"audio.transcriptions", "audio.translations"})
+_AUDIO_IN_ENDPOINTS = frozenset({"audio.transcriptions", "audio.translations", "realtime.transcription"})
 _TOOL_CALL_KEYS = {"web_search_call": "web_search_calls", "file_search_call": "file_search_calls"}
 
 

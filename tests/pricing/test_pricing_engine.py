@@ -24,6 +24,11 @@ from tokenid.pricing import (
 )
 from tokenid.usage import Usage
 
+
+def ListPricer(**kwargs: Any) -> Pricer:
+    """A Pricer on list prices x deployment-type factors (the Azure retail list is tested in test_pricing_azure)."""
+    return Pricer(azure_retail=False, **kwargs)
+
 D = Decimal
 LIST = f"genai-prices {genai_prices.__version__}"
 USAGE = Usage(input_tokens=1_000_000, output_tokens=200_000, cached_input_tokens=250_000, reasoning_tokens=50_000)
@@ -52,14 +57,14 @@ def oracle(model: str, usage: Usage, provider_id: str = "openai", at: datetime |
 
 
 def test_deployment_map_beats_the_served_model() -> None:
-    pricer = Pricer(deployments={"prod": {"model": "gpt-4o", "version": "2024-05-13"}})
+    pricer = ListPricer(deployments={"prod": {"model": "gpt-4o", "version": "2024-05-13"}})
     result = azure(pricer, "prod", served="gpt-4o-mini-2024-07-18")
     assert (result.canonical_model, result.resolved_by) == ("gpt-4o-2024-05-13", "deployment_map")
     assert result.cost_usd == oracle("gpt-4o-2024-05-13", USAGE)
 
 
 def test_version_joins_the_model_name() -> None:
-    pricer = Pricer(
+    pricer = ListPricer(
         deployments={
             "old": {"model": "gpt-35-turbo", "version": "0613"},
             "turbo": {"model": "gpt-4", "version": "turbo-2024-04-09"},
@@ -75,38 +80,38 @@ def test_version_joins_the_model_name() -> None:
 
 
 def test_azure_uses_the_served_model_when_the_deployment_is_unmapped() -> None:
-    result = azure(Pricer(), "my-prod-4o", served="gpt-4o-2024-11-20")
+    result = azure(ListPricer(), "my-prod-4o", served="gpt-4o-2024-11-20")
     assert (result.canonical_model, result.resolved_by) == ("gpt-4o-2024-11-20", "response_model")
     assert result.deployment_type == "global"
 
 
 def test_azure_guesses_from_the_deployment_name_only_as_last_resort() -> None:
-    result = azure(Pricer(), "gpt-4o-mini")
+    result = azure(ListPricer(), "gpt-4o-mini")
     assert (result.canonical_model, result.resolved_by) == ("gpt-4o-mini-2024-07-18", "deployment_name_guess")
     assert result.cost_usd is not None
 
 
 def test_azure_never_takes_the_requested_model_as_a_model_name_when_better_sources_exist() -> None:
     # on Azure model_requested is the deployment name; the served model wins
-    result = azure(Pricer(), "gpt-4o", served="gpt-4o-mini-2024-07-18", model_requested="gpt-4o")
+    result = azure(ListPricer(), "gpt-4o", served="gpt-4o-mini-2024-07-18", model_requested="gpt-4o")
     assert result.resolved_by == "response_model"
     assert result.canonical_model == "gpt-4o-mini-2024-07-18"
 
 
 def test_openai_prefers_served_over_requested() -> None:
-    result = openai(Pricer(), "gpt-4o-2024-05-13", "gpt-4o")
+    result = openai(ListPricer(), "gpt-4o-2024-05-13", "gpt-4o")
     assert (result.canonical_model, result.resolved_by) == ("gpt-4o-2024-05-13", "response_model")
-    result = openai(Pricer(), None, "gpt-4o")
+    result = openai(ListPricer(), None, "gpt-4o")
     assert (result.canonical_model, result.resolved_by) == ("gpt-4o-2024-08-06", "request_model")
 
 
 def test_unknown_served_model_falls_back_to_the_next_source() -> None:
-    result = openai(Pricer(), "brand-new-model-x", "gpt-4o-mini")
+    result = openai(ListPricer(), "brand-new-model-x", "gpt-4o-mini")
     assert result.resolved_by == "request_model"
 
 
 def test_openai_ignores_deployments() -> None:
-    pricer = Pricer(deployments={"gpt-4o": {"model": "gpt-4.1", "type": "regional"}})
+    pricer = ListPricer(deployments={"gpt-4o": {"model": "gpt-4.1", "type": "regional"}})
     result = pricer.price(
         provider="openai", usage=USAGE, model_served=None, model_requested="gpt-4o", deployment="gpt-4o"
     )
@@ -115,7 +120,7 @@ def test_openai_ignores_deployments() -> None:
 
 
 def test_user_alias_reaches_pricing() -> None:
-    pricer = Pricer(aliases={"house-model": "gpt-4.1-mini"})
+    pricer = ListPricer(aliases={"house-model": "gpt-4.1-mini"})
     result = openai(pricer, "house-model")
     assert result.canonical_model == "gpt-4.1-mini-2025-04-14"
     assert result.cost_usd == oracle("gpt-4.1-mini", USAGE)
@@ -125,64 +130,65 @@ def test_user_alias_reaches_pricing() -> None:
 
 
 def test_unknown_model_has_no_cost_and_says_why() -> None:
-    result = openai(Pricer(), "foo")
+    result = openai(ListPricer(), "foo")
     assert result.cost_usd is None
     assert result.unpriced_reason == "unknown model 'foo'"
     assert result.canonical_model is None
 
 
 def test_unmapped_deployment_name_reason_points_to_the_map() -> None:
-    result = azure(Pricer(), "my-prod-4o")
+    result = azure(ListPricer(), "my-prod-4o")
     assert result.cost_usd is None
     assert result.unpriced_reason is not None
     assert "my-prod-4o" in result.unpriced_reason and "deployments" in result.unpriced_reason
 
 
 def test_no_usage_is_unpriced_but_still_resolved() -> None:
-    result = openai(Pricer(), "gpt-4o", usage=None)
+    result = openai(ListPricer(), "gpt-4o", usage=None)
     assert (result.cost_usd, result.unpriced_reason) == (None, "no usage")
     assert result.canonical_model == "gpt-4o-2024-08-06"
 
 
 def test_no_model_names_at_all() -> None:
-    result = openai(Pricer(), None, None)
+    result = openai(ListPricer(), None, None)
     assert result.cost_usd is None
     assert result.unpriced_reason is not None and "no model name" in result.unpriced_reason
 
 
 def test_unknown_provider_does_not_raise() -> None:
-    result = Pricer().price(provider="anthropic", usage=USAGE, model_served="x", model_requested=None, deployment=None)
+    result = ListPricer().price(provider="anthropic", usage=USAGE, model_served="x", model_requested=None,
+                                deployment=None)
     assert result.cost_usd is None
     assert result.unpriced_reason is not None and "'anthropic'" in result.unpriced_reason
 
 
 def test_aliased_model_without_a_catalogue_price() -> None:
-    result = openai(Pricer(aliases={"house": "our-own-model"}), "house")
+    result = openai(ListPricer(aliases={"house": "our-own-model"}), "house")
     assert result.canonical_model == "our-own-model"
     assert result.unpriced_reason == f"no price for our-own-model in {LIST}"
 
 
 def test_model_priced_by_audio_hours_has_no_token_price() -> None:
-    result = openai(Pricer(), "whisper-1", usage=Usage(input_tokens=10))
+    result = openai(ListPricer(), "whisper-1", usage=Usage(input_tokens=10))
     assert result.cost_usd is None
     assert result.unpriced_reason is not None and result.unpriced_reason.startswith("no per-token price for whisper-1")
 
 
 def test_missing_output_rate_is_unpriced_not_zero() -> None:
     # genai-prices' Azure "davinci" entry (davinci-002) has only an input price
-    result = azure(Pricer(), "d", served="davinci-002", usage=Usage(input_tokens=10, output_tokens=10))
+    result = azure(ListPricer(), "d", served="davinci-002", usage=Usage(input_tokens=10, output_tokens=10))
     assert result.cost_usd is None
     assert result.unpriced_reason is not None and "no output price" in result.unpriced_reason
 
 
 def test_zero_usage_of_a_known_model_costs_exactly_zero() -> None:
-    result = openai(Pricer(), "gpt-4o", usage=Usage())
+    result = openai(ListPricer(), "gpt-4o", usage=Usage())
     assert result.cost_usd == D(0)
     assert result.cost_usd is not None and result.unpriced_reason is None
 
 
 def test_free_model_costs_zero() -> None:
-    result = openai(Pricer(), "omni-moderation-latest", usage=Usage(input_tokens=500))
+    result = openai(ListPricer(), "omni-moderation-latest", usage=Usage(input_tokens=500))
     assert result.cost_usd == D(0)
 
 
@@ -196,7 +202,7 @@ def test_free_model_costs_zero() -> None:
 @pytest.mark.parametrize("provider", ["openai", "azure_openai"])
 def test_global_list_price_matches_genai_prices(model: str, provider: str) -> None:
     usage = Usage(input_tokens=123_457, output_tokens=45_679, cached_input_tokens=23_456, reasoning_tokens=9_999)
-    pricer = Pricer()
+    pricer = ListPricer()
     result = pricer.price(provider=provider, usage=usage, model_served=model, model_requested=None, deployment="d")
     gp_provider = "openai" if provider == "openai" else "azure"
     assert result.cost_usd == oracle(model, usage, gp_provider)
@@ -224,15 +230,15 @@ def test_realtime_audio_matches_genai_prices_when_cache_and_audio_are_disjoint()
         "gpt-4o-realtime-preview",
         provider_id="openai",
     ).total_price
-    assert openai(Pricer(), "gpt-4o-realtime-preview-2024-12-17", usage=usage).cost_usd == expected
+    assert openai(ListPricer(), "gpt-4o-realtime-preview-2024-12-17", usage=usage).cost_usd == expected
 
 
 def test_long_context_tier_matches_genai_prices() -> None:
     for tokens in (272_000, 272_001):
         usage = Usage(input_tokens=tokens, output_tokens=1000)
-        assert openai(Pricer(), "gpt-5.4", usage=usage).cost_usd == oracle("gpt-5.4", usage)
-    below = openai(Pricer(), "gpt-5.4", usage=Usage(input_tokens=272_000)).cost_usd
-    above = openai(Pricer(), "gpt-5.4", usage=Usage(input_tokens=272_001)).cost_usd
+        assert openai(ListPricer(), "gpt-5.4", usage=usage).cost_usd == oracle("gpt-5.4", usage)
+    below = openai(ListPricer(), "gpt-5.4", usage=Usage(input_tokens=272_000)).cost_usd
+    above = openai(ListPricer(), "gpt-5.4", usage=Usage(input_tokens=272_001)).cost_usd
     assert below is not None and above is not None and above > below * 2 - D("0.01")
 
 
@@ -240,7 +246,7 @@ def test_dated_prices_follow_at() -> None:
     # o3's list price changed on 2025-06-10 in genai-prices' data
     before = datetime(2025, 6, 1, tzinfo=timezone.utc)
     after = datetime(2025, 7, 1, tzinfo=timezone.utc)
-    pricer = Pricer()
+    pricer = ListPricer()
     old = openai(pricer, "o3-2025-04-16", at=before).cost_usd
     new = openai(pricer, "o3-2025-04-16", at=after).cost_usd
     assert old == oracle("o3", USAGE, at=before)
@@ -259,7 +265,7 @@ OVERRIDE_MODEL = {"input": "2", "output": "2"}
 
 def test_deployment_override_beats_model_override_beats_list_price() -> None:
     deployments = {"dep-a": {"model": "gpt-4o", "type": "data_zone"}, "dep-b": {"model": "gpt-4o", "type": "data_zone"}}
-    pricer = Pricer(deployments=deployments, overrides={"dep-a": OVERRIDE_DEP, "gpt-4o": OVERRIDE_MODEL})
+    pricer = ListPricer(deployments=deployments, overrides={"dep-a": OVERRIDE_DEP, "gpt-4o": OVERRIDE_MODEL})
     usage = Usage(input_tokens=1_000_000, output_tokens=1_000_000)
 
     a = azure(pricer, "dep-a", usage=usage)
@@ -270,13 +276,13 @@ def test_deployment_override_beats_model_override_beats_list_price() -> None:
     assert b.price_source == "override:model:gpt-4o"
     assert b.cost_usd == D(4) * DEFAULT_DEPLOYMENT_MULTIPLIERS["data_zone"]
 
-    listed = azure(Pricer(deployments=deployments), "dep-b", usage=usage)
+    listed = azure(ListPricer(deployments=deployments), "dep-b", usage=usage)
     assert listed.price_source == LIST
     assert listed.cost_usd == oracle("gpt-4o", usage) * DEFAULT_DEPLOYMENT_MULTIPLIERS["data_zone"]
 
 
 def test_unversioned_model_override_covers_every_version_dated_override_only_its_own() -> None:
-    pricer = Pricer(overrides={"gpt-4o": OVERRIDE_MODEL, "gpt-4o-2024-05-13": OVERRIDE_DEP})
+    pricer = ListPricer(overrides={"gpt-4o": OVERRIDE_MODEL, "gpt-4o-2024-05-13": OVERRIDE_DEP})
     assert openai(pricer, "gpt-4o-2024-11-20").price_source == "override:model:gpt-4o"
     assert openai(pricer, "gpt-4o").price_source == "override:model:gpt-4o"
     assert openai(pricer, "gpt-4o-2024-05-13").price_source == "override:model:gpt-4o-2024-05-13"
@@ -284,16 +290,16 @@ def test_unversioned_model_override_covers_every_version_dated_override_only_its
 
 
 def test_override_keys_go_through_aliases() -> None:
-    pricer = Pricer(overrides={"gpt-35-turbo": OVERRIDE_MODEL})
+    pricer = ListPricer(overrides={"gpt-35-turbo": OVERRIDE_MODEL})
     result = azure(pricer, "x", served="gpt-35-turbo")
     assert result.price_source == "override:model:gpt-3.5-turbo"
 
 
 def test_explicit_prefixes_disambiguate_a_deployment_named_like_a_model() -> None:
     deployments = {"gpt-4o": {"model": "gpt-4o", "type": "regional"}}
-    as_model = Pricer(deployments=deployments, overrides={"model:gpt-4o": OVERRIDE_MODEL})
-    as_dep = Pricer(deployments=deployments, overrides={"deployment:gpt-4o": OVERRIDE_MODEL})
-    bare = Pricer(deployments=deployments, overrides={"gpt-4o": OVERRIDE_MODEL})
+    as_model = ListPricer(deployments=deployments, overrides={"model:gpt-4o": OVERRIDE_MODEL})
+    as_dep = ListPricer(deployments=deployments, overrides={"deployment:gpt-4o": OVERRIDE_MODEL})
+    bare = ListPricer(deployments=deployments, overrides={"gpt-4o": OVERRIDE_MODEL})
     assert azure(as_model, "gpt-4o").price_source == "override:model:gpt-4o"
     assert azure(as_model, "gpt-4o").multiplier == DEFAULT_DEPLOYMENT_MULTIPLIERS["regional"]
     assert azure(as_dep, "gpt-4o").price_source == "override:deployment:gpt-4o"
@@ -301,26 +307,27 @@ def test_explicit_prefixes_disambiguate_a_deployment_named_like_a_model() -> Non
 
 
 def test_override_makes_an_unknown_model_priceable() -> None:
-    result = openai(Pricer(overrides={"our-model": OVERRIDE_MODEL}), "our-model", usage=Usage(input_tokens=10**6))
+    result = openai(ListPricer(overrides={"our-model": OVERRIDE_MODEL}), "our-model", usage=Usage(input_tokens=10**6))
     assert (result.canonical_model, result.cost_usd) == ("our-model", D(2))
 
 
 def test_deployment_override_prices_an_unresolvable_deployment() -> None:
-    result = azure(Pricer(overrides={"deployment:mystery": OVERRIDE_DEP}), "mystery", usage=Usage(input_tokens=10**6))
+    result = azure(ListPricer(overrides={"deployment:mystery": OVERRIDE_DEP}), "mystery",
+                   usage=Usage(input_tokens=10**6))
     assert result.cost_usd == D(1)
     assert result.price_source == "override:deployment:mystery"
 
 
 def test_duplicate_override_keys_are_refused() -> None:
     with pytest.raises(ConfigError, match="both name model 'gpt-4o'"):
-        Pricer(overrides={"gpt-4o": OVERRIDE_MODEL, "GPT-4o": OVERRIDE_DEP})
+        ListPricer(overrides={"gpt-4o": OVERRIDE_MODEL, "GPT-4o": OVERRIDE_DEP})
 
 
 # -- Azure deployment types --------------------------------------------------------------------------------------
 
 
 def _typed(kind: str, model: str = "gpt-4o") -> PriceResult:
-    return azure(Pricer(deployments={"d": {"model": model, "type": kind}}), "d")
+    return azure(ListPricer(deployments={"d": {"model": model, "type": kind}}), "d")
 
 
 @pytest.mark.parametrize(
@@ -355,7 +362,7 @@ def test_older_models_carry_no_premium(model: str) -> None:
 
 
 def test_multipliers_are_overridable() -> None:
-    pricer = Pricer(
+    pricer = ListPricer(
         deployments={"se": {"model": "gpt-4o", "type": "regional"}}, deployment_multipliers={"Standard": "1.21"}
     )
     assert azure(pricer, "se").cost_usd == oracle("gpt-4o", USAGE, "azure") * D("1.21")
@@ -363,15 +370,15 @@ def test_multipliers_are_overridable() -> None:
 
 def test_multiplier_table_validation() -> None:
     with pytest.raises(ConfigError, match="provisioned"):
-        Pricer(deployment_multipliers={"provisioned": "0.3"})
+        ListPricer(deployment_multipliers={"provisioned": "0.3"})
     with pytest.raises(ConfigError, match=r"deployment_multipliers\['regional'\]"):
-        Pricer(deployment_multipliers={"regional": "-1"})
+        ListPricer(deployment_multipliers={"regional": "-1"})
     with pytest.raises(ConfigError, match=r"deployment_multipliers\['eu'\]"):
-        Pricer(deployment_multipliers={"eu": "1.2"})
+        ListPricer(deployment_multipliers={"eu": "1.2"})
 
 
 def test_provisioned_costs_zero_even_without_usage_or_known_model() -> None:
-    pricer = Pricer(
+    pricer = ListPricer(
         deployments={
             "ptu": {"model": "gpt-4o", "type": "ProvisionedManaged"},
             "ptu-x": {"model": "house-model", "type": "provisioned"},
@@ -386,13 +393,14 @@ def test_provisioned_costs_zero_even_without_usage_or_known_model() -> None:
 
 
 def test_provisioned_deployment_override_wins() -> None:
-    pricer = Pricer(deployments={"ptu": {"model": "gpt-4o", "type": "provisioned"}}, overrides={"ptu": OVERRIDE_DEP})
+    pricer = ListPricer(deployments={"ptu": {"model": "gpt-4o", "type": "provisioned"}},
+                        overrides={"ptu": OVERRIDE_DEP})
     result = azure(pricer, "ptu", usage=Usage(input_tokens=10**6))
     assert (result.cost_usd, result.price_source) == (D(1), "override:deployment:ptu")
 
 
 def test_default_deployment_type_applies_to_unmapped_deployments() -> None:
-    result = azure(Pricer(default_deployment_type="DataZoneStandard"), "x", served="gpt-4o")
+    result = azure(ListPricer(default_deployment_type="DataZoneStandard"), "x", served="gpt-4o")
     assert result.deployment_type == "data_zone"
     assert result.multiplier == DEFAULT_DEPLOYMENT_MULTIPLIERS["data_zone"]
 
@@ -401,12 +409,12 @@ def test_default_deployment_type_applies_to_unmapped_deployments() -> None:
 
 
 def test_concurrent_pricing_matches_sequential() -> None:
-    pricer = Pricer(
+    pricer = ListPricer(
         deployments={f"dep{i}": {"model": "gpt-4o-mini", "type": "data_zone"} for i in range(20)}, cache_size=8
     )
     jobs = [(f"dep{i % 20}", Usage(input_tokens=i * 7, output_tokens=i)) for i in range(2000)]
     expected = [
-        azure(Pricer(deployments={d: {"model": "gpt-4o-mini", "type": "data_zone"}}), d, usage=u) for d, u in jobs
+        azure(ListPricer(deployments={d: {"model": "gpt-4o-mini", "type": "data_zone"}}), d, usage=u) for d, u in jobs
     ]
     with ThreadPoolExecutor(max_workers=8) as pool:
         got = list(pool.map(lambda job: azure(pricer, job[0], usage=job[1]), jobs))
@@ -429,7 +437,7 @@ def custom_snapshot() -> Iterator[None]:
 
 
 def test_new_genai_prices_data_invalidates_the_cache(request: pytest.FixtureRequest) -> None:
-    pricer = Pricer()
+    pricer = ListPricer()
     usage = Usage(input_tokens=10**6)
     assert openai(pricer, "gpt-4o", usage=usage).cost_usd == D("2.5")
     request.getfixturevalue("custom_snapshot")

@@ -17,7 +17,7 @@ PRICER = Pricer(deployments={
     "stt": {"model": "whisper", "type": "global"},
     "eu-mini": {"model": "gpt-4o-mini", "version": "2024-07-18", "type": "data_zone"},
     "mini": {"model": "gpt-4o-mini", "version": "2024-07-18", "type": "global"},
-})
+}, azure_retail=False)  # list price x deployment-type factor; retail prices: test_pricing_azure.py
 MILLION = Usage(input_tokens=1_000_000, output_tokens=1_000_000)
 
 

@@ -31,8 +31,10 @@ app.add_typer(session_app, name="session")
 
 def _register_subcommands() -> None:
     from .meters import meters_app
+    from .prices import prices_app
 
     app.add_typer(meters_app, name="meters")
+    app.add_typer(prices_app, name="prices")
 
 
 _register_subcommands()

@@ -8,10 +8,11 @@ given: a call that cannot be priced gets ``cost_usd=None`` and an ``unpriced_rea
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from decimal import Decimal
 from functools import lru_cache
 
@@ -19,6 +20,7 @@ from genai_prices.data_snapshot import DataSnapshot
 
 from tokenid.errors import ConfigError
 from tokenid.pricing import catalog
+from tokenid.pricing.azure import AzureRates, RetailRates
 from tokenid.pricing.catalog import CatalogPrice
 from tokenid.pricing.deployments import (
     DEFAULT_DEPLOYMENT_TYPE,
@@ -38,6 +40,7 @@ from tokenid.pricing.multipliers import (
 )
 from tokenid.pricing.rates import (
     _CTX,
+    RATE_FIELDS,
     ComponentCost,
     MissingRateError,
     Rates,
@@ -48,8 +51,11 @@ from tokenid.pricing.rates import (
     split_tokens,
     tidy,
 )
+from tokenid.pricing.retail import RetailPrices
 from tokenid.pricing.units import UnitLine, has_unit_prices, price_units, units_total
 from tokenid.usage import Usage
+
+log = logging.getLogger("tokenid")
 
 __all__ = ["PROVIDERS", "PROVISIONED_SOURCE", "RESOLVED_BY", "PriceResult", "Pricer"]
 
@@ -89,6 +95,9 @@ class PriceResult:
     unit_lines: tuple[UnitLine, ...] = ()
     units_cost_usd: Decimal | None = None
     unpriced_units: tuple[str, ...] = ()
+    #: Azure retail meters whose prices were used (then ``rates`` are the effective rates and ``multiplier``
+    #: only the service-tier factor)
+    meters: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,11 +159,25 @@ class Pricer:
         no_premium_models: Iterable[str] | None = None,
         default_deployment_type: str = DEFAULT_DEPLOYMENT_TYPE,
         cache_size: int = 4096,
+        azure_retail: AzureRates | RetailPrices | bool = True,
     ) -> None:
         self._deployments = parse_deployments(deployments)
         self._names = ModelNames(aliases)
         self._deployment_overrides, self._model_overrides = self._split_overrides(parse_price_overrides(overrides))
         self._multipliers = parse_deployment_multipliers(deployment_multipliers)
+        # types whose multiplier the user set: their factor is used, not the retail list
+        self._own_multipliers = frozenset(
+            normalize_deployment_type(t, "deployment_multipliers") for t in (deployment_multipliers or {}))
+        self._azure: AzureRates | None
+        if azure_retail is True:
+            self._azure = _default_azure_rates()
+        elif isinstance(azure_retail, RetailPrices):
+            self._azure = AzureRates(azure_retail)
+        elif isinstance(azure_retail, AzureRates):
+            self._azure = azure_retail
+        else:
+            self._azure = None
+        self._retail = lru_cache(maxsize=max(cache_size, 1))(self._retail_uncached)
         self._no_premium = frozenset(self._names.spell(name)[0] for name in parse_model_set(no_premium_models))
         self._default_type = normalize_deployment_type(default_deployment_type, "default_deployment_type")
         self._lock = threading.Lock()
@@ -301,12 +324,14 @@ class Pricer:
         units: Mapping[str, object] | None = None,
         batch: bool = False,
         service_tier: str | None = None,
+        region: str | None = None,
     ) -> PriceResult:
         """Price one call. ``at`` is when it ran (default now; naive means UTC) and selects dated list prices.
 
         ``units`` are the call's non-token units (:func:`tokenid.units.units_of`); ``batch`` marks a line of Batch
         API output (half price on OpenAI, the batch deployment type on Azure); ``service_tier`` is the tier the
-        response reports (``priority`` and ``flex`` change the per-token price).
+        response reports (``priority`` and ``flex`` change the per-token price); ``region`` is where Azure served
+        it (``x-ms-region``), which selects Data Zone and Regional retail prices.
         """
         res = self._resolution(provider, deployment, model_served, model_requested)
         if res.fixed_cost is not None:
@@ -324,14 +349,23 @@ class Pricer:
             else:
                 deployment_type = BATCH_TYPES.get(deployment_type, deployment_type)
                 multiplier = self._multiplier(deployment_type, res.canonical_model)
-        if service_tier is not None and res.canonical_model is not None:
+        dated = _select(res.prices, at) if res.prices else None
+        retail: RetailRates | None = None
+        if (provider == "azure_openai" and usage is not None and deployment_type is not None
+                and res.canonical_model is not None and dated is not None and dated.rates is not None
+                and not (res.price_source or "").startswith("override:")
+                and deployment_type not in self._own_multipliers
+                and not any(usage.input_tokens > t for t, _ in dated.rates.tiers)):
+            day = (at or datetime.now(tz=timezone.utc)).date()
+            retail = self._retail(res.canonical_model, deployment_type, region, day, service_tier == "priority")
+        tier_factor = _ONE
+        if service_tier is not None and res.canonical_model is not None and not (
+                retail is not None and service_tier == "priority"):
             tier = service_tier_multiplier(service_tier, ModelNames.unversioned(res.canonical_model))
             if tier is None:
                 return _unpriced(replace(res, deployment_type=deployment_type),
                                  f"no {service_tier} service-tier price for {res.canonical_model}")
-            if tier != _ONE:
-                multiplier = _CTX.multiply(multiplier or _ONE, tier)
-        dated = _select(res.prices, at) if res.prices else None
+            tier_factor = tier
 
         unit_lines: tuple[UnitLine, ...] = ()
         unpriced_units: tuple[str, ...] = ()
@@ -350,6 +384,11 @@ class Pricer:
                     return _unpriced(res, reason, deployment_type)
             else:
                 rates = dated.rates.for_input(usage.input_tokens)
+                if retail is not None:  # the list's rates for what the meters lack, then the meters' own
+                    rates = _overlay(_scaled(rates, multiplier or _ONE), retail.rates)
+                    multiplier = tier_factor
+                elif tier_factor != _ONE:
+                    multiplier = _CTX.multiply(multiplier or _ONE, tier_factor)
                 try:
                     token_cost = price_tokens(rates, split_tokens(usage))
                 except MissingRateError as error:
@@ -366,7 +405,7 @@ class Pricer:
         if token_cost is not None:  # e.g. seconds of a token-billed transcription: described, not billed again
             unpriced_units = tuple(u for u in unpriced_units if u in _ADDITIVE_UNITS)
         cost = _CTX.add(token_cost or _ZERO, units_cost or _ZERO)
-        source = res.price_source
+        source = retail.label if retail is not None and token_cost is not None else res.price_source
         unit_sources = sorted({line.source for line in unit_lines if line.source != source})
         if unit_sources:
             source = "; ".join([*([source] if token_cost is not None and source else []), *unit_sources])
@@ -382,7 +421,20 @@ class Pricer:
             unit_lines,
             tidy(units_cost) if units_cost is not None else None,
             unpriced_units,
+            retail.meters if retail is not None and token_cost is not None else (),
         )
+
+    def _retail_uncached(self, canonical: str, deployment_type: str, region: str | None, day: date,
+                         priority: bool) -> RetailRates | None:
+        if self._azure is None:
+            return None
+        family = ModelNames.unversioned(canonical)
+        version = canonical[len(family) + 1:]
+        try:
+            return self._azure.rates(family, version, deployment_type, region=region, at=day, priority=priority)
+        except Exception as exc:  # retail data is a refinement: fall back to list price x multiplier
+            log.warning("tokenid: Azure retail lookup failed (%s: %s)", type(exc).__name__, exc)
+            return None
 
     def explain(
         self,
@@ -396,6 +448,7 @@ class Pricer:
         units: Mapping[str, object] | None = None,
         batch: bool = False,
         service_tier: str | None = None,
+        region: str | None = None,
     ) -> PriceExplanation:
         """A human-readable breakdown of ``price()`` for the same arguments: model, rates, per-component cost.
 
@@ -411,6 +464,7 @@ class Pricer:
             units=units,
             batch=batch,
             service_tier=service_tier,
+            region=region,
         )
         res = self._resolution(provider, deployment, model_served, model_requested)
         rates = result.rates
@@ -443,6 +497,7 @@ class Pricer:
             batch=batch,
             service_tier=service_tier,
             unpriced_units=result.unpriced_units,
+            meters=result.meters,
         )
         return PriceExplanation(
             result=result,
@@ -452,6 +507,28 @@ class Pricer:
             notes=notes,
             unit_prices=dict(unit_prices),
         )
+
+
+_DEFAULT_AZURE: list[AzureRates] = []
+
+
+def _default_azure_rates() -> AzureRates:
+    """One shared index of the default retail list (built on first use) for every Pricer that wants it."""
+    if not _DEFAULT_AZURE:
+        _DEFAULT_AZURE.append(AzureRates())
+    return _DEFAULT_AZURE[0]
+
+
+def _scaled(rates: Rates, factor: Decimal) -> Rates:
+    if factor == _ONE:
+        return rates
+    return Rates(**{name: None if (v := getattr(rates, name)) is None else _CTX.multiply(v, factor)
+                    for name in RATE_FIELDS})
+
+
+def _overlay(base: Rates, retail: Rates) -> Rates:
+    return Rates(**{name: getattr(retail, name) if getattr(retail, name) is not None else getattr(base, name)
+                    for name in RATE_FIELDS})
 
 
 def _duplicate(first: str, second: str, model: str) -> ConfigError:

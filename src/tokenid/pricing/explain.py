@@ -53,7 +53,7 @@ class PriceExplanation:
             for name in RATE_FIELDS:
                 value = getattr(self.rates, name)
                 if value is not None:
-                    out.append(f"  {name:<20} {value}")
+                    out.append(f"  {name:<20} {value.normalize():f}")
         if self.components:
             factor = f" x {r.multiplier}" if r.multiplier is not None and r.multiplier != 1 else ""
             out.append("cost (tokens x rate / 1M):")
@@ -94,6 +94,7 @@ def build_notes(
     batch: bool = False,
     service_tier: str | None = None,
     unpriced_units: Sequence[str] = (),
+    meters: Sequence[str] = (),
 ) -> tuple[str, ...]:
     """Caveats worth showing next to a price: guesses, assumptions and what is not included."""
     notes = []
@@ -102,7 +103,11 @@ def build_notes(
     if provider == "azure_openai" and not in_deployment_map:
         where = f"deployment {deployment!r}" if deployment else "the deployment"
         notes.append(f"{where} is not in deployments=; deployment type assumed {deployment_type}")
-    if multiplier is not None and multiplier != 1:
+    if meters:
+        notes.append(f"Azure retail meters: {', '.join(meters)} (directions they lack: list price x type factor)")
+    if multiplier is not None and multiplier != 1 and meters:
+        notes.append(f"service tier {service_tier}: x {multiplier.normalize():f}")
+    elif multiplier is not None and multiplier != 1:
         why = [f"Azure {deployment_type}" if deployment_type else "", "batch" if batch else "",
                f"service tier {service_tier}" if service_tier not in (None, "default", "auto") else ""]
         reasons = " + ".join(w for w in why if w) or "configured"

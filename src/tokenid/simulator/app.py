@@ -1,7 +1,11 @@
 """The simulator's ASGI application: routes, auth, fault injection, dispatch.
 
+Text generation (chat, completions, embeddings, Responses) is answered here;
+images and audio by :mod:`~tokenid.simulator.media`; files, batches and
+fine-tuning jobs by :mod:`~tokenid.simulator.batch`.
+
 Checks run in the order the real gateways apply them: the ``api-version``
-query parameter (Azure), the key, the JSON body, the deployment or model,
+query parameter (Azure), the key, the body (JSON or multipart), the deployment or model,
 injected faults, then per-version argument checks.  Faults are requested per
 call with headers so one server can serve every test:
 
@@ -28,7 +32,6 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from starlette.applications import Starlette
@@ -37,7 +40,8 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from tokenid.simulator import errors, payloads
+from tokenid.simulator import errors, media, payloads, realtime
+from tokenid.simulator.batch import Store
 from tokenid.simulator.content import (
     cached_tokens,
     embedding_dimensions,
@@ -47,14 +51,60 @@ from tokenid.simulator.content import (
     requested_length,
 )
 from tokenid.simulator.errors import ErrorReply
+from tokenid.simulator.wire import (
+    AZURE_DEPLOYMENT,
+    AZURE_RESPONSES,
+    AZURE_V1,
+    OPENAI,
+    Answer,
+    Call,
+    Upload,
+    read_body,
+)
 from tokenid.tokens import count_input_tokens
 
 _Handler = Callable[[Request], Awaitable[Response]]
 
-AZURE_DEPLOYMENT = "azure-deployment"
-AZURE_V1 = "azure-v1"
-AZURE_RESPONSES = "azure-responses"
-OPENAI = "openai"
+MODEL_ENDPOINTS = (
+    ("chat/completions", "chat.completions"),
+    ("completions", "completions"),
+    ("embeddings", "embeddings"),
+    ("images/generations", "images.generate"),
+    ("images/edits", "images.edit"),
+    ("audio/speech", "audio.speech"),
+    ("audio/transcriptions", "audio.transcriptions"),
+    ("audio/translations", "audio.translations"),
+)
+"""Path under the route family's prefix -> endpoint, for every model-bound POST (deployment routes on Azure)."""
+
+RESOURCE_ROUTES = (
+    ("files", "POST", "files.create"),
+    ("files", "GET", "files.list"),
+    ("files/{ident}", "GET", "files.retrieve"),
+    ("files/{ident}", "DELETE", "files.delete"),
+    ("files/{ident}/content", "GET", "files.content"),
+    ("batches", "POST", "batches.create"),
+    ("batches", "GET", "batches.list"),
+    ("batches/{ident}", "GET", "batches.retrieve"),
+    ("batches/{ident}/cancel", "POST", "batches.cancel"),
+    ("fine_tuning/jobs", "POST", "fine_tuning.jobs.create"),
+    ("fine_tuning/jobs", "GET", "fine_tuning.jobs.list"),
+    ("fine_tuning/jobs/{ident}", "GET", "fine_tuning.jobs.retrieve"),
+    ("fine_tuning/jobs/{ident}/cancel", "POST", "fine_tuning.jobs.cancel"),
+    ("fine_tuning/jobs/{ident}/events", "GET", "fine_tuning.jobs.events"),
+)
+"""Resource routes (no deployment): path, method, operation; served under ``/openai``, ``/openai/v1`` and ``/v1``."""
+
+DEFAULT_MODELS = {"images.generate": "dall-e-2", "images.edit": "dall-e-2", "images.variation": "dall-e-2"}
+"""The model OpenAI routes use when the body names none."""
+
+_BATCH_ENDPOINTS = {
+    "/chat/completions": "chat.completions",
+    "/completions": "completions",
+    "/embeddings": "embeddings",
+    "/responses": "responses",
+}
+_RESOURCE_KINDS = {"files": "File", "batches": "Batch", "fine_tuning": "Fine-tuning job"}
 
 STREAM_OPTIONS_MIN_API_VERSION = "2024-08-01"
 """Oldest Azure ``api-version`` date (preview or GA) that accepts ``stream_options``.
@@ -147,24 +197,6 @@ class RateWindow:
             return max(0, REQUEST_LIMIT - self._requests), max(0, TOKEN_LIMIT - self._tokens)
 
 
-@dataclass
-class _Call:
-    """One request as the handler sees it once routing and auth are done."""
-
-    flavor: str
-    endpoint: str
-    api_version: str | None
-    deployment: str | None
-    model: str
-    body: dict[str, Any]
-    headers: dict[str, str]
-    started: float
-
-    @property
-    def azure(self) -> bool:
-        return self.flavor != OPENAI
-
-
 def _api_date(api_version: str | None) -> str:
     return (api_version or "")[:10]
 
@@ -233,27 +265,30 @@ class SimulatorApp:
         self.latency_s = latency_s
         self.faults = FaultBook()
         self.rates = RateWindow()
-        posts = [
-            ("/openai/deployments/{deployment}/chat/completions", AZURE_DEPLOYMENT, "chat.completions"),
-            ("/openai/deployments/{deployment}/completions", AZURE_DEPLOYMENT, "completions"),
-            ("/openai/deployments/{deployment}/embeddings", AZURE_DEPLOYMENT, "embeddings"),
-            ("/openai/v1/chat/completions", AZURE_V1, "chat.completions"),
-            ("/openai/v1/completions", AZURE_V1, "completions"),
-            ("/openai/v1/embeddings", AZURE_V1, "embeddings"),
+        self.images = media.ImageShelf()
+        self.store = Store(execute=self._run_batch_line, deployments=self.deployments)
+        posts = [(f"/openai/deployments/{{deployment}}/{path}", AZURE_DEPLOYMENT, ep) for path, ep in MODEL_ENDPOINTS]
+        posts += [(f"/openai/v1/{path}", AZURE_V1, ep) for path, ep in MODEL_ENDPOINTS]
+        posts += [(f"/v1/{path}", OPENAI, ep) for path, ep in MODEL_ENDPOINTS]
+        posts += [
             ("/openai/v1/responses", AZURE_V1, "responses"),
             ("/openai/responses", AZURE_RESPONSES, "responses"),
-            ("/v1/chat/completions", OPENAI, "chat.completions"),
-            ("/v1/completions", OPENAI, "completions"),
-            ("/v1/embeddings", OPENAI, "embeddings"),
             ("/v1/responses", OPENAI, "responses"),
+            ("/v1/images/variations", OPENAI, "images.variation"),  # dall-e-2 only: not on Azure
         ]
         routes = [Route(path, self._post(flavor, endpoint), methods=["POST"]) for path, flavor, endpoint in posts]
+        for prefix, flavor in (("/openai", AZURE_RESPONSES), ("/openai/v1", AZURE_V1), ("/v1", OPENAI)):
+            routes += [
+                Route(f"{prefix}/{path}", self._resource(flavor, op), methods=[method])
+                for path, method, op in RESOURCE_ROUTES
+            ]
         routes += [
             Route("/openai/v1/models", self._models(AZURE_V1), methods=["GET"]),
             Route("/v1/models", self._models(OPENAI), methods=["GET"]),
+            Route("/simulator/images/{name:path}", self._image, methods=["GET"]),
             Route("/{path:path}", self._unknown, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
         ]
-        self._app = Starlette(routes=routes)
+        self._app = Starlette(routes=[*routes, *realtime.routes(self)])
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._app(scope, receive, send)
@@ -359,6 +394,30 @@ class SimulatorApp:
 
         return handler
 
+    @staticmethod
+    def _version_error(flavor: str, api_version: str | None) -> ErrorReply | None:
+        """Azure's answer to a missing or unknown ``api-version``, or None when it is fine."""
+        if flavor in (AZURE_DEPLOYMENT, AZURE_RESPONSES):
+            if api_version is None:
+                return errors.resource_not_found()
+            if not _DATED_VERSION.match(api_version):
+                return errors.api_version_not_supported()
+        elif flavor == AZURE_V1 and api_version is not None and api_version not in _V1_VERSIONS:
+            return errors.api_version_not_supported()
+        return None
+
+    def _unknown_fault(self, fault: str | None) -> ErrorReply | None:
+        if fault is None or fault in FAULTS:
+            return None
+        message = f"Unknown x-sim-fault {fault!r}; expected one of {', '.join(sorted(FAULTS))}."
+        return ErrorReply(400, json.dumps({"error": {"message": message, "type": "simulator_error"}}).encode())
+
+    async def _delay(self, request: Request, fault: str | None) -> None:
+        if self.latency_s > 0:
+            await asyncio.sleep(self.latency_s)
+        if fault == "slow":
+            await asyncio.sleep(_float_header(request.headers.get("x-sim-slow-seconds"), DEFAULT_SLOW_SECONDS))
+
     async def _handle(self, request: Request, flavor: str, endpoint: str) -> Response:
         started = time.perf_counter()
         azure = flavor != OPENAI
@@ -368,25 +427,19 @@ class SimulatorApp:
         def fail(reply: ErrorReply, deployment: str | None = path_deployment) -> Response:
             return self._error(reply, azure=azure, deployment=deployment, started=started)
 
-        if flavor in (AZURE_DEPLOYMENT, AZURE_RESPONSES):
-            if api_version is None:
-                return fail(errors.resource_not_found())
-            if not _DATED_VERSION.match(api_version):
-                return fail(errors.api_version_not_supported())
-        elif flavor == AZURE_V1 and api_version is not None and api_version not in _V1_VERSIONS:
-            return fail(errors.api_version_not_supported())
+        version_error = self._version_error(flavor, api_version)
+        if version_error is not None:
+            return fail(version_error)
 
         fault = self._active_fault(request)
         denied = self._unauthorized(request, azure=azure, forced=fault == "401")
         if denied is not None:
             return fail(denied)
 
-        try:
-            body = json.loads(await request.body())
-        except (ValueError, UnicodeDecodeError):
+        parsed = await read_body(request)
+        if parsed is None:
             return fail(errors.invalid_json())
-        if not isinstance(body, dict):
-            return fail(errors.invalid_json())
+        body, files = parsed
 
         model_field = body.get("model")
         deployment: str | None = path_deployment
@@ -400,12 +453,14 @@ class SimulatorApp:
                 return fail(errors.deployment_not_found(), deployment)
         else:
             if not isinstance(model_field, str):
-                return fail(errors.missing_parameter("model"))
+                model_field = DEFAULT_MODELS.get(endpoint)
+                if model_field is None:
+                    return fail(errors.missing_parameter("model"))
             if fault == "404":
                 return fail(errors.model_not_found(model_field))
             served = self.deployments.get(model_field, model_field)
 
-        call = _Call(
+        call = Call(
             flavor=flavor,
             endpoint=endpoint,
             api_version=api_version,
@@ -414,15 +469,13 @@ class SimulatorApp:
             body=body,
             headers=dict(request.headers),
             started=started,
+            files=files,
+            origin=str(request.base_url).rstrip("/"),
         )
 
-        if fault is not None and fault not in FAULTS:
-            message = f"Unknown x-sim-fault {fault!r}; expected one of {', '.join(sorted(FAULTS))}."
-            reply = ErrorReply(400, json.dumps({"error": {"message": message, "type": "simulator_error"}}).encode())
-            return fail(reply, call.deployment)
-        injected = self._injected_error(call, fault)
-        if injected is not None:
-            return fail(injected, call.deployment)
+        rejected = self._unknown_fault(fault) or self._injected_error(call, fault)
+        if rejected is not None:
+            return fail(rejected, call.deployment)
 
         if (
             flavor == AZURE_DEPLOYMENT
@@ -432,18 +485,130 @@ class SimulatorApp:
         ):
             return fail(errors.stream_options_unrecognized(), call.deployment)
 
-        if self.latency_s > 0:
-            await asyncio.sleep(self.latency_s)
-        if fault == "slow":
-            await asyncio.sleep(_float_header(request.headers.get("x-sim-slow-seconds"), DEFAULT_SLOW_SECONDS))
+        await self._delay(request, fault)
+        if endpoint in ("chat.completions", "completions", "embeddings", "responses"):
+            return self._generate(call, fault)
+        return self._media(call, fault)
 
-        if endpoint == "embeddings":
+    def _generate(self, call: Call, fault: str | None) -> Response:
+        """Answer a text endpoint (also used for batch lines)."""
+        if call.endpoint == "embeddings":
             return self._embeddings(call, fault)
-        if endpoint == "responses":
+        if call.endpoint == "responses":
             return self._responses(call, fault)
         return self._completions(call, fault)
 
-    def _injected_error(self, call: _Call, fault: str | None) -> ErrorReply | None:
+    def _media(self, call: Call, fault: str | None) -> Response:
+        """Images and audio, answered by :mod:`tokenid.simulator.media`."""
+        with_usage = fault != "no_usage"
+        result: Answer | ErrorReply
+        if call.endpoint.startswith("images."):
+            result = media.images(
+                call,
+                self.images,
+                edit=call.endpoint == "images.edit",
+                variation=call.endpoint == "images.variation",
+                with_usage=with_usage,
+            )
+        elif call.endpoint == "audio.speech":
+            result = media.speech(call, with_usage=with_usage)
+        else:
+            translate = call.endpoint == "audio.translations"
+            result = media.transcription(call, translate=translate, with_usage=with_usage)
+        return self._answer(call, result, fault)
+
+    def _answer(self, call: Call, result: Answer | ErrorReply, fault: str | None) -> Response:
+        if isinstance(result, ErrorReply):
+            return self._error(result, azure=call.azure, deployment=call.deployment, started=call.started)
+        body = None if result.events is not None else result.body
+        return self._respond(
+            call, body=body, events=result.events, tokens=result.tokens, fault=fault, media_type=result.media_type
+        )
+
+    # ------------------------------------------------------------ files, batches, fine-tuning
+
+    def _resource(self, flavor: str, op: str) -> _Handler:
+        async def handler(request: Request) -> Response:
+            return await self._handle_resource(request, flavor, op)
+
+        return handler
+
+    async def _handle_resource(self, request: Request, flavor: str, op: str) -> Response:
+        """Files, batches and fine-tuning: the same checks as model calls, then :class:`Store`."""
+        started = time.perf_counter()
+        azure = flavor != OPENAI
+        api_version = request.query_params.get("api-version")
+
+        def fail(reply: ErrorReply) -> Response:
+            return self._error(reply, azure=azure, started=started)
+
+        version_error = self._version_error(flavor, api_version)
+        if version_error is not None:
+            return fail(version_error)
+        fault = self._active_fault(request)
+        denied = self._unauthorized(request, azure=azure, forced=fault == "401")
+        if denied is not None:
+            return fail(denied)
+        body: dict[str, Any] = {}
+        files: dict[str, list[Upload]] = {}
+        if request.method == "POST":
+            parsed = await read_body(request)
+            if parsed is None:
+                return fail(errors.invalid_json())
+            body, files = parsed
+        ident = request.path_params.get("ident")
+        call = Call(
+            flavor=flavor,
+            endpoint=op,
+            api_version=api_version,
+            deployment=None,
+            model=str(body.get("model") or op),
+            body=body,
+            headers=dict(request.headers),
+            started=started,
+            files=files,
+            origin=str(request.base_url).rstrip("/"),
+            query=dict(request.query_params),
+        )
+        if fault == "404":
+            return fail(errors.object_not_found(_RESOURCE_KINDS[op.split(".")[0]], ident or "", azure=azure))
+        rejected = self._unknown_fault(fault) or self._injected_error(call, fault)
+        if rejected is not None:
+            return fail(rejected)
+        await self._delay(request, fault)
+        return self._answer(call, self.store.handle(op, call, ident), fault)
+
+    def _run_batch_line(self, azure: bool, endpoint: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """Answer one batch input line with the simulator's own text endpoints; return status and body."""
+        model = body.get("model")
+        if not isinstance(model, str):
+            reply = errors.missing_parameter("model")
+            return reply.status, json.loads(reply.body)
+        served = self.deployments.get(model) if azure else self.deployments.get(model, model)
+        if served is None:
+            reply = errors.deployment_not_found()
+            return reply.status, json.loads(reply.body)
+        call = Call(
+            flavor=AZURE_V1 if azure else OPENAI,
+            endpoint=_BATCH_ENDPOINTS[endpoint],
+            api_version=None,
+            deployment=model if azure else None,
+            model=served,
+            body=body,
+            headers={},
+            started=time.perf_counter(),
+        )
+        response = self._generate(call, None)
+        return response.status_code, json.loads(bytes(response.body))
+
+    async def _image(self, request: Request) -> Response:
+        """The PNG behind an image ``url`` answer."""
+        data = self.images.get(request.path_params["name"])
+        if data is None:
+            return Response(b"", status_code=404)
+        return Response(data, media_type="image/png")
+
+    def _injected_error(self, call: Call, fault: str | None) -> ErrorReply | None:
         if fault == "429":
             retry_ms = _int_header(call.headers.get("x-sim-retry-after-ms"), DEFAULT_RETRY_AFTER_MS)
             return errors.rate_limited(
@@ -462,9 +627,16 @@ class SimulatorApp:
         return None
 
     def _respond(
-        self, call: _Call, *, body: bytes | None, events: Iterator[bytes] | None, tokens: int, fault: str | None
+        self,
+        call: Call,
+        *,
+        body: bytes | None,
+        events: Iterator[bytes] | None,
+        tokens: int,
+        fault: str | None,
+        media_type: str = "application/json",
     ) -> Response:
-        """Send a JSON body or an event stream with the service's headers; apply ``disconnect``."""
+        """Send a body (JSON unless told) or an event stream with the service's headers; apply ``disconnect``."""
         headers = self._base_headers(azure=call.azure, deployment=call.deployment, started=call.started)
         headers.update(self._rate_headers(azure=call.azure, tokens=tokens))
         if events is not None:
@@ -474,10 +646,10 @@ class SimulatorApp:
         if fault == "disconnect":
             headers["content-length"] = str(len(body))
             half = body[: len(body) // 2]
-            return StreamingResponse(_drain(iter((half, body)), 1), headers=headers, media_type="application/json")
-        return Response(body, headers=headers, media_type="application/json")
+            return StreamingResponse(_drain(iter((half, body)), 1), headers=headers, media_type=media_type)
+        return Response(body, headers=headers, media_type=media_type)
 
-    def _stream_flags(self, call: _Call) -> tuple[bool, bool]:
+    def _stream_flags(self, call: Call) -> tuple[bool, bool]:
         """``include_usage`` and whether to add ``obfuscation``, from ``stream_options``."""
         options = call.body.get("stream_options")
         if not isinstance(options, dict):
@@ -486,20 +658,22 @@ class SimulatorApp:
         obfuscate = not call.azure and options.get("include_obfuscation") is not False
         return include_usage, obfuscate
 
-    def _choices(self, call: _Call) -> int:
+    def _choices(self, call: Call) -> int:
         n = call.body.get("n")
         per_prompt = n if isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= 128 else 1
         if call.endpoint == "completions":
             return per_prompt * _prompt_count(call.body)
         return per_prompt
 
-    def _completions(self, call: _Call, fault: str | None) -> Response:
+    def _completions(self, call: Call, fault: str | None) -> Response:
         """Chat completions and legacy completions, plain or streamed."""
         seed = prompt_seed(call.body)
         length = requested_length(call.body)
         replies = [make_reply(seed + i, length, call.model) for i in range(self._choices(call))]
-        prompt_tokens = count_input_tokens(call.body, call.model, endpoint=call.endpoint)
         chat = call.endpoint == "chat.completions"
+        audio_in = media.chat_input_audio_tokens(call.body) if chat else 0
+        spoken = media.chat_audio(replies, call.body) if chat else ()
+        prompt_tokens = count_input_tokens(call.body, call.model, endpoint=call.endpoint) + audio_in
         gen = payloads.make_generation(
             azure=call.azure,
             model=call.model,
@@ -508,6 +682,9 @@ class SimulatorApp:
             cached=cached_tokens(prompt_tokens) if chat else 0,
             reasoning=reasoning_tokens(call.model) if chat else 0,
             prefix="chatcmpl-" if chat else "cmpl-",
+            audio=spoken,
+            audio_prompt_tokens=audio_in,
+            detailed_usage=chat and (bool(audio_in or spoken) or "audio" in call.model),
         )
         send_usage = fault != "no_usage"
         tokens = prompt_tokens + gen.completion_tokens
@@ -527,7 +704,7 @@ class SimulatorApp:
         )
         return self._respond(call, body=body, events=None, tokens=tokens, fault=fault)
 
-    def _embeddings(self, call: _Call, fault: str | None) -> Response:
+    def _embeddings(self, call: Call, fault: str | None) -> Response:
         """Deterministic vectors, as float arrays or base64 float32."""
         requested = call.body.get("dimensions")
         if requested is not None and "ada-002" in call.model:
@@ -551,17 +728,20 @@ class SimulatorApp:
         )
         return self._respond(call, body=body, events=None, tokens=prompt_tokens, fault=fault)
 
-    def _responses(self, call: _Call, fault: str | None) -> Response:
+    def _responses(self, call: Call, fault: str | None) -> Response:
         """The Responses API, plain or as its named event stream."""
         body = call.body
         reply = make_reply(prompt_seed(body), requested_length(body), call.model)
-        input_tokens = count_input_tokens(body, call.model, endpoint="responses")
+        tools = payloads.plan_tools(body, reply.text)
+        prompt_tokens = count_input_tokens(body, call.model, endpoint="responses")
+        input_tokens = prompt_tokens + tools.input_tokens
         reasoning = reasoning_tokens(call.model)
+        requested_tools = body.get("tools")
         result = payloads.ResponseCall(
             model=call.model,
             reply=reply,
             input_tokens=input_tokens,
-            cached_tokens=cached_tokens(input_tokens),
+            cached_tokens=cached_tokens(prompt_tokens),
             reasoning_tokens=reasoning,
             ident=payloads.new_id("resp_", 50, payloads.HEX),
             message_id=payloads.new_id("msg_", 50, payloads.HEX),
@@ -575,6 +755,9 @@ class SimulatorApp:
             metadata=body.get("metadata"),
             previous_response_id=body.get("previous_response_id"),
             user=body.get("user"),
+            tool_calls=tools.calls,
+            tools=tuple(map(payloads.echo_tool, requested_tools)) if isinstance(requested_tools, list) else (),
+            annotations=tools.annotations,
         )
         with_usage = fault != "no_usage"
         tokens = input_tokens + reply.tokens + reasoning

@@ -19,6 +19,12 @@ Rules, so tests can rely on them:
   as cached (OpenAI caches in 1024 + 128·k token prefixes); shorter prompts 0.
 * Reasoning tokens: :data:`REASONING_TOKENS` for reasoning models (o1, o3,
   o4, gpt-5 except ``*-chat``), added on top of the visible tokens.
+* Built-in Responses tools: a ``web_search`` / ``web_search_preview`` tool
+  makes one ``web_search_call`` that adds :data:`WEB_SEARCH_INPUT_TOKENS`
+  input tokens (the search results the model reads); a ``file_search`` tool
+  makes one ``file_search_call`` finding ``min(max_num_results,
+  FILE_SEARCH_HITS)`` chunks of :data:`FILE_SEARCH_HIT_TOKENS` input tokens
+  each.  The query is the last user text (see :func:`tool_query`).
 """
 
 from __future__ import annotations
@@ -41,6 +47,9 @@ MAX_REPLY_TOKENS = 4096
 CACHE_MIN_TOKENS = 1024
 CACHE_INCREMENT = 128
 REASONING_TOKENS = 64
+WEB_SEARCH_INPUT_TOKENS = 300
+FILE_SEARCH_HITS = 2
+FILE_SEARCH_HIT_TOKENS = 400
 DEFAULT_EMBEDDING_DIMENSIONS = 1536
 LARGE_EMBEDDING_DIMENSIONS = 3072
 
@@ -205,3 +214,28 @@ def embedding_base64(key: str, dimensions: int) -> str:
     if sys.byteorder != "little":
         packed.byteswap()
     return base64.b64encode(packed.tobytes()).decode("ascii")
+
+
+def _text_of(content: object) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        texts = [part.get("text") for part in content if isinstance(part, Mapping)]
+        return " ".join(text for text in texts if isinstance(text, str))
+    return ""
+
+
+def tool_query(body: Mapping[str, object]) -> str:
+    """What a built-in search tool searches for: the last user text, without a trailing question mark."""
+    value = body.get("input")
+    text = ""
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, list):
+        for item in reversed(value):
+            if isinstance(item, Mapping) and item.get("role", "user") == "user":
+                text = _text_of(item.get("content"))
+                if text:
+                    break
+    text = " ".join(text.split())[:100].rstrip(" ?")
+    return text or "search"

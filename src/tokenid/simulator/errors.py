@@ -18,6 +18,11 @@ _OPERATIONS = {
     "completions": "Completions_Create",
     "embeddings": "Embeddings_Create",
     "responses": "Responses_Create",
+    "images.generate": "ImageGenerations_Create",
+    "images.edit": "ImageEdits_Create",
+    "audio.speech": "GenerateSpeechFromText",
+    "audio.transcriptions": "Transcriptions_Create",
+    "audio.translations": "Translations_Create",
 }
 
 
@@ -206,3 +211,64 @@ def content_filtered() -> ErrorReply:
         }
     }
     return ErrorReply(400, json.dumps(body).encode())
+
+
+# ------------------------------------------------------------------ request validation (images, audio)
+
+
+def unknown_parameter(name: str) -> ErrorReply:
+    """400 for a parameter the model does not take (as recorded for ``quality`` on dall-e-2)."""
+    return ErrorReply(
+        400, _openai_style(f"Unknown parameter: '{name}'.", "invalid_request_error", name, "unknown_parameter")
+    )
+
+
+def image_n_must_be_one() -> ErrorReply:
+    """dall-e-3's 400 for ``n`` other than 1 (message as users report it verbatim)."""
+    return ErrorReply(400, _openai_style("You must provide n=1 for this model.", "invalid_request_error", None, None))
+
+
+def not_one_of(value: str, allowed: list[str], param: str) -> ErrorReply:
+    """400 for an enum value the model does not accept, in the schema validator's wording."""
+    message = f"'{value}' is not one of {allowed!r} - '{param}'"
+    return ErrorReply(400, _openai_style(message, "invalid_request_error", None, None))
+
+
+def integer_above_max(param: str, maximum: int, got: int) -> ErrorReply:
+    """400 for an integer above its maximum (e.g. ``n``)."""
+    message = f"Invalid '{param}': integer above maximum value. Expected a value <= {maximum}, but got {got} instead."
+    return ErrorReply(400, _openai_style(message, "invalid_request_error", param, "integer_above_max_value"))
+
+
+def string_too_long(param: str, maximum: int, got: int) -> ErrorReply:
+    """400 for a string above its maximum length (e.g. speech ``input`` over 4096 characters)."""
+    message = (
+        f"Invalid '{param}': string too long. Expected a string with maximum length {maximum}, "
+        f"but got a string with length {got} instead."
+    )
+    return ErrorReply(400, _openai_style(message, "invalid_request_error", param, "string_above_max_length"))
+
+
+def response_format_incompatible(response_format: str, model: str) -> ErrorReply:
+    """400 for a transcription format the gpt-4o transcribe models do not produce."""
+    message = (
+        f"response_format '{response_format}' is not compatible with model '{model}'. Use 'json' or 'text' instead."
+    )
+    return ErrorReply(400, _openai_style(message, "invalid_request_error", "response_format", "unsupported_value"))
+
+
+# ---------------------------------------------------------------------- files, batches, fine-tuning
+
+
+def object_not_found(kind: str, ident: str, *, azure: bool) -> ErrorReply:
+    """404 for an unknown file, batch or fine-tuning job id."""
+    if azure:
+        body = {"error": {"code": "notFound", "message": f"{kind} with id '{ident}' not found."}}
+        return ErrorReply(404, json.dumps(body).encode())
+    message = f"No such {kind} object: {ident}"
+    return ErrorReply(404, _openai_style(message, "invalid_request_error", "id", None))
+
+
+def invalid_request(message: str, param: str | None = None, code: str | None = None) -> ErrorReply:
+    """A plain 400 ``invalid_request_error``."""
+    return ErrorReply(400, _openai_style(message, "invalid_request_error", param, code))

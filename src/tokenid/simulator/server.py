@@ -13,6 +13,7 @@ import uvicorn
 from uvicorn.config import LOGGING_CONFIG
 
 from tokenid.simulator.app import SimulatedDisconnect, SimulatorApp
+from tokenid.simulator.realtime import WS_PROTOCOL
 from tokenid.tokens import preload
 
 DEFAULT_DEPLOYMENTS: Mapping[str, str] = {
@@ -23,8 +24,28 @@ DEFAULT_DEPLOYMENTS: Mapping[str, str] = {
     "o3-mini": "o3-mini-2025-01-31",
     "gpt-35-turbo": "gpt-35-turbo",
     "embeddings": "text-embedding-ada-002",
+    # images
+    "dall-e-3": "dall-e-3",
+    "gpt-image-1": "gpt-image-1",
+    "gpt-image-1-mini": "gpt-image-1-mini",
+    # audio
+    "tts": "tts-1",
+    "tts-hd": "tts-1-hd",
+    "gpt-4o-mini-tts": "gpt-4o-mini-tts",
+    "whisper": "whisper-1",
+    "gpt-4o-transcribe": "gpt-4o-transcribe",
+    "gpt-4o-mini-transcribe": "gpt-4o-mini-transcribe",
+    "gpt-4o-audio": "gpt-4o-audio-preview-2024-12-17",
+    "gpt-4o-mini-audio": "gpt-4o-mini-audio-preview-2024-12-17",
+    # global-batch deployments (name them as ``body.model`` in batch input lines)
+    "gpt-4o-batch": "gpt-4o-2024-08-06",
+    "gpt-4o-mini-batch": "gpt-4o-mini-2024-07-18",
 }
-"""Deployment name -> served model used when none are given."""
+"""Deployment name -> served model used when none are given.
+
+The audio deployments serve OpenAI's model names (``tts`` -> ``tts-1``,
+``whisper`` -> ``whisper-1``) so prices resolve the same on both services.
+"""
 
 _START_TIMEOUT_S = 10.0
 
@@ -67,7 +88,7 @@ def _install_log_filter() -> None:
 
 
 def _config(app: SimulatorApp, host: str, port: int, *, foreground: bool) -> uvicorn.Config:
-    """A quiet, lean uvicorn config: no access log, no lifespan, no websockets, no server header.
+    """A quiet, lean uvicorn config: no access log, no lifespan, WebSockets only for Realtime, no server header.
 
     In the background it leaves the host program's logging alone (warnings only);
     in the foreground it uses uvicorn's own console logging.
@@ -79,7 +100,7 @@ def _config(app: SimulatorApp, host: str, port: int, *, foreground: bool) -> uvi
         log_level="info" if foreground else "warning",
         access_log=False,
         lifespan="off",
-        ws="none",
+        ws=WS_PROTOCOL,
         http="auto",
         loop="auto",
         server_header=False,
