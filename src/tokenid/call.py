@@ -439,7 +439,8 @@ class Call:
             b"data:", b"event"))
         endpoint = self.endpoint
         if self.parsed is not None and not self.settings.store_content and not (body and (
-                endpoint in _UNIT_ENDPOINTS or (endpoint == "responses" and b'_search_call"' in body))):
+                endpoint in _UNIT_ENDPOINTS or endpoint in _FANOUT_ENDPOINTS
+                or (endpoint == "responses" and b'_search_call"' in body))):
             usage, model_served, service_tier = self.parsed
         elif body and is_sse:
             usage, model_served, payload_obj = _stream_usage(body)
@@ -457,6 +458,8 @@ class Call:
                 model_served = model if isinstance(model, str) and model else None
                 if self.settings.store_content:
                     text = _response_text(obj)
+        if endpoint == "batches":
+            usage = None  # a batch's usage sums its lines, which are journaled (and billed) one by one
         if payload_obj is not None and isinstance(payload_obj.get("service_tier"), str):
             service_tier = payload_obj["service_tier"]
         out["service_tier"] = service_tier

@@ -74,6 +74,14 @@ def _remember(call: Call, batch: Mapping[str, Any]) -> None:
 def rows_for(call: Call, endpoint: str, body: bytes,
              payload: Mapping[str, Any] | None) -> tuple[list[tuple[Any, ...]], str | None]:
     """Extra events a successful response of ``endpoint`` stands for, and the note for the call's own event."""
+    if payload is None and endpoint != "files.content":
+        # the caller may have kept the SDK's parsed model instead of decoding the body (an OpenAI batch object
+        # carries ``usage``): the batch's output file id, or the job's status, is only in the body
+        try:
+            decoded = json.loads(body)
+        except ValueError:
+            decoded = None
+        payload = decoded if isinstance(decoded, dict) else None
     if endpoint == "batches":
         for batch in _objects(payload, "batch"):
             _remember(call, batch)
