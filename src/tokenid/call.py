@@ -32,9 +32,9 @@ if TYPE_CHECKING:
 
     from .enforce import Decision, Enforcer
     from .journal import Journal
-    from .pricing import Pricer
+    from .pricing import Pricer, PriceResult
 
-__all__ = ["Call", "ClientSettings", "endpoint_name", "row_tuple"]
+__all__ = ["Call", "ClientSettings", "endpoint_name", "price_columns", "row_tuple", "usage_columns"]
 
 log = logging.getLogger("tokenid")
 
@@ -83,6 +83,34 @@ _FANOUT_ENDPOINTS = frozenset({"files.content", "batches", "fine_tuning.jobs"})
 def row_tuple(row: Mapping[str, Any]) -> tuple[Any, ...]:
     """A row given as ``{column: value}`` (missing columns empty) in ``COLUMNS`` order."""
     return cast(tuple[Any, ...], _to_tuple({**_EMPTY_ROW, **row}))
+
+
+def usage_columns(usage: Usage) -> dict[str, Any]:
+    """The token columns of a row, as ``usage`` reported them."""
+    return {
+        "input_tokens": usage.input_tokens, "cached_input_tokens": usage.cached_input_tokens,
+        "output_tokens": usage.output_tokens, "reasoning_tokens": usage.reasoning_tokens,
+        "audio_input_tokens": usage.audio_input_tokens, "audio_output_tokens": usage.audio_output_tokens,
+        "cache_write_tokens": usage.cache_write_tokens, "image_input_tokens": usage.image_input_tokens,
+        "cached_audio_input_tokens": usage.cached_audio_input_tokens,
+        "total_tokens": usage.total_tokens if usage.total_tokens is not None
+        else usage.input_tokens + usage.output_tokens,
+    }
+
+
+def price_columns(priced: PriceResult) -> dict[str, Any]:
+    """The pricing columns of a row: model resolution, source, exact cost (and its nano-dollar integer)."""
+    out: dict[str, Any] = {
+        "canonical_model": priced.canonical_model, "deployment_type": priced.deployment_type,
+        "model_resolved_by": priced.resolved_by, "price_source": priced.price_source,
+        "unpriced_reason": priced.unpriced_reason,
+    }
+    if priced.cost_usd is not None:
+        out["cost_usd"] = format(priced.cost_usd, "f")
+        out["cost_nanousd"] = int((priced.cost_usd / _NANO).to_integral_value(ROUND_HALF_EVEN))
+    if priced.units_cost_usd is not None:
+        out["units_cost_usd"] = format(priced.units_cost_usd, "f")
+    return out
 
 
 _ENDPOINT_CACHE: dict[str, str] = {}
@@ -487,23 +515,24 @@ class Call:
             if "unpriced_reason" not in out or out["unpriced_reason"] is None:
                 out["unpriced_reason"] = "error response" if self.status == "error" else "no usage"
         else:
-            region = _pick_headers(self.headers).get(b"x-ms-region") if self.provider == "azure_openai" else None
-            try:
-                priced = self.settings.pricer.price(
+            headers = out["headers"] = _pick_headers(self.headers)  # _row reads the rest
+            region = headers.get(b"x-ms-region") if self.provider == "azure_openai" else None
+
+            def price(usage: Usage | None) -> PriceResult:
+                return self.settings.pricer.price(
                     provider=self.provider, usage=usage, model_served=model_served,
                     model_requested=self.model_requested, deployment=self.deployment,
                     at=datetime.fromtimestamp(self.started, tz=timezone.utc), units=units or None,
                     service_tier=service_tier, region=region)
+
+            try:
+                priced = price(usage)
                 if priced.cost_usd is None and usage is None and endpoint == "audio.speech" and body:
                     # a token-billed voice (gpt-4o-mini-tts) answered with bare audio: estimate its tokens
                     usage = self._estimate_speech(body, model_served)
                     if usage is not None:
                         out["usage"], out["usage_source"] = usage, "estimated"
-                        priced = self.settings.pricer.price(
-                            provider=self.provider, usage=usage, model_served=model_served,
-                            model_requested=self.model_requested, deployment=self.deployment,
-                            at=datetime.fromtimestamp(self.started, tz=timezone.utc), units=units or None,
-                            region=region)
+                        priced = price(usage)
                 out["priced"] = priced
             except Exception as exc:  # keep the usage; only the cost is lost, and the event says why
                 log.warning("tokenid: pricing failed (%s: %s); journaled unpriced", type(exc).__name__, exc)
@@ -552,8 +581,9 @@ class Call:
         t_end = self.t_end if self.t_end is not None else time.perf_counter()
         usage: Usage | None = metered.get("usage")
         priced = metered.get("priced")
-        cost: Decimal | None = priced.cost_usd if priced is not None else None
-        found = _pick_headers(self.headers)
+        found = metered.get("headers")
+        if found is None:
+            found = _pick_headers(self.headers)
         region = found.get(b"x-ms-region")
         request_id = found.get(b"x-request-id") or found.get(b"apim-request-id")
         row: dict[str, Any] = {
@@ -589,26 +619,9 @@ class Call:
         }
         units = metered.get("units")
         if usage is not None:
-            row.update(
-                input_tokens=usage.input_tokens, cached_input_tokens=usage.cached_input_tokens,
-                output_tokens=usage.output_tokens, reasoning_tokens=usage.reasoning_tokens,
-                audio_input_tokens=usage.audio_input_tokens, audio_output_tokens=usage.audio_output_tokens,
-                cache_write_tokens=usage.cache_write_tokens,
-                image_input_tokens=usage.image_input_tokens, cached_audio_input_tokens=usage.cached_audio_input_tokens,
-                total_tokens=usage.total_tokens if usage.total_tokens is not None
-                else usage.input_tokens + usage.output_tokens,
-            )
+            row.update(usage_columns(usage))
         if priced is not None:
-            row.update(
-                canonical_model=priced.canonical_model, deployment_type=priced.deployment_type,
-                model_resolved_by=priced.resolved_by, price_source=priced.price_source,
-                unpriced_reason=priced.unpriced_reason,
-            )
-            if cost is not None:
-                row["cost_usd"] = format(cost, "f")
-                row["cost_nanousd"] = int((cost / _NANO).to_integral_value(ROUND_HALF_EVEN))
-            if priced.units_cost_usd is not None:
-                row["units_cost_usd"] = format(priced.units_cost_usd, "f")
+            row.update(price_columns(priced))
             if priced.unpriced_units and units:
                 units = {**units, "unpriced": list(priced.unpriced_units)}
         if units:

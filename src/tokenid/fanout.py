@@ -19,7 +19,6 @@ import logging
 from collections import OrderedDict
 from collections.abc import Mapping
 from datetime import datetime, timezone
-from decimal import ROUND_HALF_EVEN, Decimal
 from typing import TYPE_CHECKING, Any
 
 from .usage import Usage, usage_from_json
@@ -39,7 +38,6 @@ BATCH_ENDPOINTS: Mapping[str, str] = {
     "response": "responses",
 }
 _BATCH_REASON = "a batch job is billed per request line: its lines are journaled when the output file is retrieved"
-_NANO = Decimal("1e-9")
 _MAX_KNOWN = 4096
 
 
@@ -115,16 +113,12 @@ def _event_id(ts: float | None, key: str) -> str:
     return f"{ms:012x}{hashlib.sha1(key.encode()).hexdigest()[:20]}"
 
 
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
 def _number(value: object) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) and value > 0 else None
 
 
 def _base(call: Call, ts: float) -> dict[str, Any]:
-    from .call import _tags_json
+    from .call import _iso, _tags_json
 
     return {
         "started_at": _iso(ts),
@@ -144,6 +138,8 @@ def _base(call: Call, ts: float) -> dict[str, Any]:
 
 def _priced(call: Call, row: dict[str, Any], *, usage: Usage | None, model: str | None, ts: float,
             units: Mapping[str, Any] | None = None, batch: bool = False) -> None:
+    from .call import price_columns
+
     try:
         priced = call.settings.pricer.price(
             provider=call.provider, usage=usage, model_served=model, model_requested=None, deployment=None,
@@ -152,26 +148,7 @@ def _priced(call: Call, row: dict[str, Any], *, usage: Usage | None, model: str 
         log.warning("tokenid: pricing failed (%s: %s); journaled unpriced", type(exc).__name__, exc)
         row["unpriced_reason"] = f"pricing failed: {type(exc).__name__}"
         return
-    row.update(canonical_model=priced.canonical_model, deployment_type=priced.deployment_type,
-               model_resolved_by=priced.resolved_by, price_source=priced.price_source,
-               unpriced_reason=priced.unpriced_reason)
-    if priced.cost_usd is not None:
-        row["cost_usd"] = format(priced.cost_usd, "f")
-        row["cost_nanousd"] = int((priced.cost_usd / _NANO).to_integral_value(ROUND_HALF_EVEN))
-    if priced.units_cost_usd is not None:
-        row["units_cost_usd"] = format(priced.units_cost_usd, "f")
-
-
-def _usage_columns(usage: Usage) -> dict[str, Any]:
-    return {
-        "input_tokens": usage.input_tokens, "cached_input_tokens": usage.cached_input_tokens,
-        "output_tokens": usage.output_tokens, "reasoning_tokens": usage.reasoning_tokens,
-        "audio_input_tokens": usage.audio_input_tokens, "audio_output_tokens": usage.audio_output_tokens,
-        "cache_write_tokens": usage.cache_write_tokens, "image_input_tokens": usage.image_input_tokens,
-        "cached_audio_input_tokens": usage.cached_audio_input_tokens,
-        "total_tokens": usage.total_tokens if usage.total_tokens is not None
-        else usage.input_tokens + usage.output_tokens,
-    }
+    row.update(price_columns(priced))
 
 
 def _batch_rows(call: Call, body: bytes) -> list[tuple[Any, ...]]:
@@ -200,6 +177,8 @@ def _batch_rows(call: Call, body: bytes) -> list[tuple[Any, ...]]:
 
 
 def _batch_line(call: Call, line: Mapping[str, Any], n: int, batch_id: str, known: _Batch | None) -> dict[str, Any]:
+    from .call import usage_columns
+
     response = line.get("response") if isinstance(line.get("response"), Mapping) else {}
     assert isinstance(response, Mapping)
     body = response.get("body") if isinstance(response.get("body"), Mapping) else {}
@@ -235,7 +214,7 @@ def _batch_line(call: Call, line: Mapping[str, Any], n: int, batch_id: str, know
         row["error_message"] = str(err["message"])[:2000] if err.get("message") is not None else None
         row["unpriced_reason"] = "error response"
     if usage is not None:
-        row.update(_usage_columns(usage))
+        row.update(usage_columns(usage))
         if not failed:
             _priced(call, row, usage=usage, model=model, ts=ts or call.started, batch=True)
     elif not failed:

@@ -123,6 +123,8 @@ class _Resolution:
     reason: str | None = None
     catalog_model: str | None = None
     in_deployment_map: bool = False
+    #: "deployment" or "model" when the user's price_overrides supplied the rates
+    override: str | None = None
 
 
 def _select(prices: tuple[CatalogPrice, ...], at: datetime | None) -> CatalogPrice:
@@ -282,7 +284,7 @@ class Pricer:
         )
         if azure and deployment and deployment in self._deployment_overrides:
             label, rates = self._deployment_overrides[deployment]
-            return replace(base, price_source=label, multiplier=_ONE, prices=_fixed(rates))
+            return replace(base, price_source=label, multiplier=_ONE, prices=_fixed(rates), override="deployment")
         if deployment_type == "provisioned":
             return replace(base, price_source=PROVISIONED_SOURCE, fixed_cost=_ZERO)
         if match is None:
@@ -291,7 +293,7 @@ class Pricer:
         multiplier = self._multiplier(deployment_type, match.canonical) if deployment_type else _ONE
         if match.override is not None:
             label, rates = match.override
-            return replace(base, price_source=label, multiplier=multiplier, prices=_fixed(rates))
+            return replace(base, price_source=label, multiplier=multiplier, prices=_fixed(rates), override="model")
         source = catalog.source_label(self._snapshot)
         if not match.catalog_prices:
             if has_unit_prices(match.canonical):  # DALL·E: priced per image from TokenID's own table
@@ -344,7 +346,7 @@ class Pricer:
         if batch:
             if deployment_type is None:
                 multiplier = _CTX.multiply(multiplier or _ONE, BATCH_MULTIPLIER)
-            elif (res.price_source or "").startswith("override:deployment:"):
+            elif res.override == "deployment":
                 pass  # a deployment's own rates are used as given (the user priced the batch deployment)
             else:
                 deployment_type = BATCH_TYPES.get(deployment_type, deployment_type)
@@ -353,7 +355,7 @@ class Pricer:
         retail: RetailRates | None = None
         if (provider == "azure_openai" and usage is not None and deployment_type is not None
                 and res.canonical_model is not None and dated is not None and dated.rates is not None
-                and not (res.price_source or "").startswith("override:")
+                and res.override is None
                 and deployment_type not in self._own_multipliers
                 and not any(usage.input_tokens > t for t, _ in dated.rates.tiers)):
             day = (at or datetime.now(tz=timezone.utc)).date()
@@ -363,8 +365,8 @@ class Pricer:
                 retail is not None and service_tier == "priority"):
             tier = service_tier_multiplier(service_tier, ModelNames.unversioned(res.canonical_model))
             if tier is None:
-                return _unpriced(replace(res, deployment_type=deployment_type),
-                                 f"no {service_tier} service-tier price for {res.canonical_model}")
+                return _unpriced(res, f"no {service_tier} service-tier price for {res.canonical_model}",
+                                 deployment_type)
             tier_factor = tier
 
         unit_lines: tuple[UnitLine, ...] = ()
@@ -509,14 +511,10 @@ class Pricer:
         )
 
 
-_DEFAULT_AZURE: list[AzureRates] = []
-
-
+@lru_cache(maxsize=1)
 def _default_azure_rates() -> AzureRates:
-    """One shared index of the default retail list (built on first use) for every Pricer that wants it."""
-    if not _DEFAULT_AZURE:
-        _DEFAULT_AZURE.append(AzureRates())
-    return _DEFAULT_AZURE[0]
+    """One shared index of the default retail list (built lazily, on first use) for every Pricer that wants it."""
+    return AzureRates()
 
 
 def _scaled(rates: Rates, factor: Decimal) -> Rates:

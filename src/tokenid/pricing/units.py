@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from types import MappingProxyType
 
+from tokenid.pricing.models import ModelNames
 from tokenid.pricing.rates import _CTX
 
 __all__ = [
@@ -102,8 +103,6 @@ class UnitLine:
 
 
 def _base(model: str) -> str:
-    from tokenid.pricing.models import ModelNames
-
     return ModelNames.unversioned(model)
 
 

@@ -353,6 +353,17 @@ class SimulatorApp:
             return errors.azure_unauthorized(missing=key is None)
         return errors.openai_unauthorized(key)
 
+    def admit(self, request: Request, flavor: str, api_version: str | None, *,
+              azure: bool) -> tuple[str | None, ErrorReply | None]:
+        """The checks every route runs first, in Azure's order: api-version, then the key.
+
+        Returns the injected fault asked for (if any) and the error to answer with (None: admitted).
+        """
+        fault = self._active_fault(request)
+        denied = self._version_error(flavor, api_version) or self._unauthorized(
+            request, azure=azure, forced=fault == "401")
+        return fault, denied
+
     def _active_fault(self, request: Request) -> str | None:
         """The fault this request should suffer, honouring ``x-sim-fail-times``."""
         fault = request.headers.get("x-sim-fault")
@@ -427,12 +438,7 @@ class SimulatorApp:
         def fail(reply: ErrorReply, deployment: str | None = path_deployment) -> Response:
             return self._error(reply, azure=azure, deployment=deployment, started=started)
 
-        version_error = self._version_error(flavor, api_version)
-        if version_error is not None:
-            return fail(version_error)
-
-        fault = self._active_fault(request)
-        denied = self._unauthorized(request, azure=azure, forced=fault == "401")
+        fault, denied = self.admit(request, flavor, api_version, azure=azure)
         if denied is not None:
             return fail(denied)
 
@@ -542,11 +548,7 @@ class SimulatorApp:
         def fail(reply: ErrorReply) -> Response:
             return self._error(reply, azure=azure, started=started)
 
-        version_error = self._version_error(flavor, api_version)
-        if version_error is not None:
-            return fail(version_error)
-        fault = self._active_fault(request)
-        denied = self._unauthorized(request, azure=azure, forced=fault == "401")
+        fault, denied = self.admit(request, flavor, api_version, azure=azure)
         if denied is not None:
             return fail(denied)
         body: dict[str, Any] = {}

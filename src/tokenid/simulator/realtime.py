@@ -152,9 +152,7 @@ class _Endpoint:
         name = query.get("deployment" if flavor == AZURE_RESPONSES else "model")
         deployment = name if azure else None
         served: str | None = None
-        fault = app._active_fault(as_request)
-        denied = app._version_error(flavor, query.get("api-version")) or app._unauthorized(
-            as_request, azure=azure, forced=fault == "401")
+        fault, denied = app.admit(as_request, flavor, query.get("api-version"), azure=azure)
         if denied is None:
             if name is None:
                 denied = errors.missing_parameter("deployment" if flavor == AZURE_RESPONSES else "model")
