@@ -38,11 +38,13 @@ class RetailRates:
     meters: tuple[str, ...]
     fetched: date
     region: str | None
+    #: ``price_source`` of calls priced with these rates, e.g. ``azure-retail 2026-07-31, eastus2``
+    label: str = ""
 
-    @property
-    def label(self) -> str:
-        where = f", {self.region}" if self.region else ""
-        return f"azure-retail {self.fetched:%Y-%m-%d}{where}"
+    def __post_init__(self) -> None:
+        if not self.label:  # worked out once: the pricer reuses one RetailRates for many calls
+            where = f", {self.region}" if self.region else ""
+            object.__setattr__(self, "label", f"azure-retail {self.fetched:%Y-%m-%d}{where}")
 
 
 class AzureRates:

@@ -353,13 +353,15 @@ class Pricer:
                 multiplier = self._multiplier(deployment_type, res.canonical_model)
         dated = _select(res.prices, at) if res.prices else None
         retail: RetailRates | None = None
+        effective: Rates | None = None
         if (provider == "azure_openai" and usage is not None and deployment_type is not None
                 and res.canonical_model is not None and dated is not None and dated.rates is not None
                 and res.override is None
                 and deployment_type not in self._own_multipliers
                 and not any(usage.input_tokens > t for t, _ in dated.rates.tiers)):
             day = (at or datetime.now(tz=timezone.utc)).date()
-            retail = self._retail(res.canonical_model, deployment_type, region, day, service_tier == "priority")
+            retail, effective = self._retail(res.canonical_model, deployment_type, region, day,
+                                             service_tier == "priority", dated.rates.base, multiplier or _ONE)
         tier_factor = _ONE
         if service_tier is not None and res.canonical_model is not None and not (
                 retail is not None and service_tier == "priority"):
@@ -386,8 +388,8 @@ class Pricer:
                     return _unpriced(res, reason, deployment_type)
             else:
                 rates = dated.rates.for_input(usage.input_tokens)
-                if retail is not None:  # the list's rates for what the meters lack, then the meters' own
-                    rates = _overlay(_scaled(rates, multiplier or _ONE), retail.rates)
+                if effective is not None:  # the meters' rates, and the list's x factor for what they lack
+                    rates = effective
                     multiplier = tier_factor
                 elif tier_factor != _ONE:
                     multiplier = _CTX.multiply(multiplier or _ONE, tier_factor)
@@ -427,16 +429,20 @@ class Pricer:
         )
 
     def _retail_uncached(self, canonical: str, deployment_type: str, region: str | None, day: date,
-                         priority: bool) -> RetailRates | None:
+                         priority: bool, base: Rates, factor: Decimal) -> tuple[RetailRates | None, Rates | None]:
+        """Retail meters for the call and the effective rates: theirs, else ``base`` x ``factor`` (cached)."""
         if self._azure is None:
-            return None
+            return None, None
         family = ModelNames.unversioned(canonical)
         version = canonical[len(family) + 1:]
         try:
-            return self._azure.rates(family, version, deployment_type, region=region, at=day, priority=priority)
+            found = self._azure.rates(family, version, deployment_type, region=region, at=day, priority=priority)
         except Exception as exc:  # retail data is a refinement: fall back to list price x multiplier
             log.warning("tokenid: Azure retail lookup failed (%s: %s)", type(exc).__name__, exc)
-            return None
+            return None, None
+        if found is None:
+            return None, None
+        return found, _overlay(_scaled(base, factor), found.rates)
 
     def explain(
         self,
