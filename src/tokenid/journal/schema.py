@@ -73,6 +73,18 @@ _COLUMN_TYPES += (
     ("units_cost_usd", "TEXT"),
 )
 
+_V2_COLUMN_COUNT: Final = len(_COLUMN_TYPES)
+
+# Added by migration 3: what a response-cache hit saved (the cost the call would have had), and the cost of the
+# call re-priced at the invoice-calibrated rates of the last reconciliation run that covered it (the list-price
+# cost stays in cost_usd).
+_COLUMN_TYPES += (
+    ("saved_usd", "TEXT"),
+    ("invoice_cost_usd", "TEXT"),
+    ("invoice_cost_nanousd", "INTEGER"),
+    ("invoice_run_id", "TEXT"),
+)
+
 COLUMNS: Final[tuple[str, ...]] = tuple(name for name, _ in _COLUMN_TYPES)
 JSON_COLUMNS: Final[frozenset[str]] = frozenset({"tags", "units", "enforcement", "route", "content"})
 INT_COLUMNS: Final[frozenset[str]] = frozenset(n for n, t in _COLUMN_TYPES if t.startswith("INTEGER"))
@@ -89,8 +101,86 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "CREATE INDEX events_session ON events (session_id, started_at)",
     ),
     (
-        *(f"ALTER TABLE events ADD COLUMN {n} {t}" for n, t in _COLUMN_TYPES[_V1_COLUMN_COUNT:]),
+        *(f"ALTER TABLE events ADD COLUMN {n} {t}" for n, t in _COLUMN_TYPES[_V1_COLUMN_COUNT:_V2_COLUMN_COUNT]),
         "CREATE INDEX events_batch ON events (batch_id) WHERE batch_id IS NOT NULL",
+    ),
+    (
+        *(f"ALTER TABLE events ADD COLUMN {n} {t}" for n, t in _COLUMN_TYPES[_V2_COLUMN_COUNT:]),
+        # One row per `tokenid reconcile` run; `summary` is a JSON object of the run's totals and read issues.
+        """CREATE TABLE reconcile_runs (
+  id TEXT PRIMARY KEY,
+  created_at TEXT NOT NULL,
+  source TEXT NOT NULL,
+  period_from TEXT,
+  period_to TEXT,
+  account TEXT,
+  currency TEXT,
+  summary TEXT
+)""",
+        # One row per (run, day, account, meter): the invoice line beside what the journal says about it.
+        # status: matched | variance | invoice_only | journal_only | capacity | unknown_meter.
+        """CREATE TABLE reconcile_lines (
+  run_id TEXT NOT NULL,
+  day TEXT NOT NULL,
+  account_id TEXT NOT NULL,
+  account_name TEXT,
+  meter_name TEXT NOT NULL,
+  meter_id TEXT,
+  model TEXT,
+  version TEXT,
+  direction TEXT,
+  deployment_type TEXT,
+  unit TEXT,
+  currency TEXT,
+  invoice_quantity TEXT,
+  invoice_cost TEXT,
+  invoice_cost_usd TEXT,
+  journal_tokens INTEGER,
+  journal_quantity TEXT,
+  journal_cost_usd TEXT,
+  variance_usd TEXT,
+  variance_pct REAL,
+  status TEXT NOT NULL,
+  note TEXT
+)""",
+        "CREATE INDEX reconcile_lines_run ON reconcile_lines (run_id, day, account_id)",
+        # Each invoice line split across deployments and sessions by journaled token share (capacity lines: by
+        # capacity-time share). basis: tokens | capacity | time.
+        """CREATE TABLE reconcile_allocations (
+  run_id TEXT NOT NULL,
+  day TEXT NOT NULL,
+  account_id TEXT NOT NULL,
+  meter_name TEXT NOT NULL,
+  deployment TEXT,
+  session_id TEXT,
+  tokens INTEGER,
+  share TEXT,
+  cost_usd TEXT,
+  basis TEXT NOT NULL
+)""",
+        "CREATE INDEX reconcile_allocations_run ON reconcile_allocations (run_id, deployment, session_id)",
+        # What the invoices showed each deployment to be, and the effective rates they imply.
+        """CREATE TABLE deployment_mappings (
+  account_id TEXT NOT NULL,
+  deployment TEXT NOT NULL,
+  model TEXT,
+  version TEXT,
+  deployment_type TEXT,
+  evidence TEXT,
+  run_id TEXT,
+  updated_at TEXT NOT NULL,
+  PRIMARY KEY (account_id, deployment)
+)""",
+        """CREATE TABLE calibrated_rates (
+  account_id TEXT NOT NULL,
+  deployment TEXT NOT NULL,
+  direction TEXT NOT NULL,
+  day TEXT NOT NULL,
+  usd_per_million TEXT NOT NULL,
+  list_usd_per_million TEXT,
+  run_id TEXT NOT NULL,
+  PRIMARY KEY (account_id, deployment, direction, day)
+)""",
     ),
 )
 SCHEMA_VERSION: Final[int] = len(MIGRATIONS)
