@@ -32,9 +32,11 @@ app.add_typer(session_app, name="session")
 def _register_subcommands() -> None:
     from .meters import meters_app
     from .prices import prices_app
+    from .reconcile import reconcile_command
 
     app.add_typer(meters_app, name="meters")
     app.add_typer(prices_app, name="prices")
+    app.command("reconcile")(reconcile_command)
 
 
 _register_subcommands()

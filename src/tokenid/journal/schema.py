@@ -140,6 +140,7 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
   journal_cost_usd TEXT,
   variance_usd TEXT,
   variance_pct REAL,
+  quantity_variance_pct REAL,
   status TEXT NOT NULL,
   note TEXT
 )""",

@@ -1,0 +1,795 @@
+"""Reconciliation: the Azure invoice beside the journal, per (account, day, meter).
+
+Azure bills a Cognitive Services *account* per day per *meter* and never names a deployment
+(shared/azure-billing/EXPORTS.md §4, §6). The journal knows each call's account (the endpoint host), deployment,
+model, deployment type and tokens by direction. :func:`reconcile` joins the two:
+
+1. invoice rows are summed per (account, day, meter) and each meter name is parsed (:mod:`tokenid.azure.meters`);
+2. journaled tokens are summed per (account, day, deployment, session, model, deployment type) and split into the
+   disjoint directions a meter bills (input, cached input, output, audio ...), each with its list-price cost;
+3. each token meter line takes the journal's tokens of the same model, version, deployment type and direction;
+   a line left over takes tokens of the same model and direction journaled under another deployment type, which
+   is evidence that the deployment is of the meter's type (a *learned mapping*);
+4. the line's cost is split across deployments and sessions by token share; its cost per token is the deployment's
+   *calibrated rate*, used to re-cost the journaled calls (the list-price cost is kept beside it);
+5. capacity lines (provisioned throughput, fine-tune hosting, tools, storage) are allocated by capacity or time
+   share, labelled, never dropped; what cannot be allocated is reported as unallocated.
+
+Every line ends with a status: ``matched`` (within tolerance), ``variance``, ``invoice_only`` (billed, nothing
+journaled: traffic that bypassed TokenID, or a missing account mapping), ``journal_only`` (journaled, not billed),
+``capacity`` or ``unknown_meter``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+from decimal import Context, Decimal, InvalidOperation
+from typing import Any, Final
+
+from ..errors import ConfigError
+from ..journal import Journal
+from ..pricing.engine import Pricer
+from ..pricing.models import ModelNames
+from ..pricing.rates import COMPONENTS, component_costs, split_tokens, tidy
+from ..usage import Usage
+from .exports import CostLine, ReadSummary
+from .meters import MeterInfo, parse_meter
+
+__all__ = [
+    "STATUSES",
+    "Allocation",
+    "LearnedMapping",
+    "LineResult",
+    "ReconcileResult",
+    "account_of_host",
+    "reconcile",
+]
+
+#: Every status a reconciled line can have.
+STATUSES: Final = ("matched", "variance", "invoice_only", "journal_only", "capacity", "unknown_meter")
+
+_CTX = Context(prec=60)
+_ZERO = Decimal(0)
+_MILLION = Decimal(1_000_000)
+_HUNDRED = Decimal(100)
+_TOKEN_DIRECTIONS = frozenset(COMPONENTS)
+# A direction the invoice has no meter for is billed on the nearest more general one (what Rates falls back to).
+_FALLBACK: Final[dict[str, str]] = {
+    "cached_input": "input",
+    "cache_write": "input",
+    "audio_input": "input",
+    "image_input": "input",
+    "cached_audio_input": "audio_input",
+    "cached_image_input": "image_input",
+    "audio_output": "output",
+}
+# Host suffixes of Azure OpenAI endpoints: the first label is the account's custom subdomain (usually its name).
+_AZURE_HOSTS = (".openai.azure.com", ".cognitiveservices.azure.com", ".services.ai.azure.com",
+                ".openai.azure.us", ".cognitiveservices.azure.us")
+
+
+def account_of_host(host: str | None, accounts: Mapping[str, str] | None = None) -> str | None:
+    """The account name a journaled endpoint host belongs to: ``accounts[host]`` when given, else the first label
+    of an Azure OpenAI host (``contoso-oai.openai.azure.com`` → ``contoso-oai``), else the host itself."""
+    if not host:
+        return None
+    host = host.lower()
+    if accounts:
+        mapped = accounts.get(host)
+        if mapped is not None:
+            return _account_name(mapped)
+    for suffix in _AZURE_HOSTS:
+        if host.endswith(suffix):
+            return host[: -len(suffix)]
+    return host
+
+
+def _account_name(value: str) -> str:
+    """An account name from a name or a ResourceId (``…/accounts/NAME``), lower-cased."""
+    value = value.strip().lower().rstrip("/")
+    marker = "/accounts/"
+    i = value.rfind(marker)
+    if i >= 0:
+        value = value[i + len(marker):].split("/", 1)[0]
+    return value
+
+
+# --- results --------------------------------------------------------------------------------------------------------
+@dataclass(slots=True)
+class Allocation:
+    """A share of one line's cost given to a deployment (and session). ``basis``: tokens | capacity | time |
+    account_tokens | unallocated."""
+
+    deployment: str | None
+    session_id: str | None
+    tokens: int
+    share: Decimal
+    cost_usd: Decimal | None
+    basis: str
+
+
+@dataclass(slots=True)
+class LineResult:
+    """One invoice line (or journal-only group) beside what the journal says about it."""
+
+    day: date
+    account_id: str
+    account_name: str
+    meter_name: str
+    status: str
+    meter: MeterInfo | None = None
+    meter_ids: tuple[str, ...] = ()
+    unit: str = ""
+    currency: str = "USD"
+    invoice_quantity: Decimal | None = None
+    invoice_cost: Decimal | None = None
+    invoice_cost_usd: Decimal | None = None
+    journal_tokens: int = 0
+    journal_quantity: Decimal | None = None
+    journal_cost_usd: Decimal | None = None
+    variance_usd: Decimal | None = None
+    variance_pct: Decimal | None = None
+    quantity_variance_pct: Decimal | None = None
+    note: str = ""
+    allocations: list[Allocation] = field(default_factory=list)
+
+    @property
+    def direction(self) -> str | None:
+        return self.meter.direction if self.meter is not None else None
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (money as decimal strings)."""
+        info = self.meter
+        return {
+            "day": self.day.isoformat(),
+            "account_id": self.account_id,
+            "account_name": self.account_name,
+            "meter_name": self.meter_name,
+            "meter_ids": list(self.meter_ids),
+            "model": info.model if info else None,
+            "version": info.version if info else None,
+            "direction": info.direction if info else None,
+            "deployment_type": _kind_of(info) if info else None,
+            "unit": self.unit,
+            "currency": self.currency,
+            "invoice_quantity": _text(self.invoice_quantity),
+            "invoice_cost": _text(self.invoice_cost),
+            "invoice_cost_usd": _text(self.invoice_cost_usd),
+            "journal_tokens": self.journal_tokens,
+            "journal_quantity": _text(self.journal_quantity),
+            "journal_cost_usd": _text(self.journal_cost_usd),
+            "variance_usd": _text(self.variance_usd),
+            "variance_pct": _text(self.variance_pct),
+            "quantity_variance_pct": _text(self.quantity_variance_pct),
+            "status": self.status,
+            "note": self.note,
+            "allocations": [
+                {"deployment": a.deployment, "session_id": a.session_id, "tokens": a.tokens,
+                 "share": _text(a.share), "cost_usd": _text(a.cost_usd), "basis": a.basis}
+                for a in self.allocations
+            ],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class LearnedMapping:
+    """What the invoice shows a deployment to be; ``changed`` when the journal had assumed something else."""
+
+    account: str
+    deployment: str
+    model: str
+    version: str | None
+    deployment_type: str
+    evidence: str
+    journal_deployment_type: str | None
+    changed: bool
+
+
+@dataclass(slots=True)
+class ReconcileResult:
+    """Everything one run found; :func:`tokenid.azure.reconcile_store.store_run` persists it."""
+
+    run_id: str
+    created_at: datetime
+    source: str
+    period_from: date | None
+    period_to: date | None
+    account: str | None
+    tolerance_pct: Decimal
+    lines: list[LineResult]
+    mappings: list[LearnedMapping]
+    #: (account, deployment, direction, day) → (calibrated USD per 1M tokens, list USD per 1M tokens)
+    rates: dict[tuple[str, str, str, date], tuple[Decimal, Decimal | None]]
+    #: (account, deployment, direction, day) → the journal's own USD per 1M tokens, for directions not calibrated
+    list_rates: dict[tuple[str, str, str, date], Decimal] = field(default_factory=dict)
+    #: endpoint host → account name, as given to :func:`reconcile` (re-costing events needs it again)
+    accounts: dict[str, str] = field(default_factory=dict)
+    read: ReadSummary | None = None
+    currencies: set[str] = field(default_factory=set)
+
+    def counts(self) -> dict[str, int]:
+        """Lines per status (every status present, zeros included)."""
+        out = dict.fromkeys(STATUSES, 0)
+        for line in self.lines:
+            out[line.status] += 1
+        return out
+
+    def totals(self) -> dict[str, Decimal]:
+        """Invoice and journal cost in USD over the lines that have them, and the variance between them."""
+        invoice = sum((ln.invoice_cost_usd for ln in self.lines if ln.invoice_cost_usd is not None), _ZERO)
+        journal = sum((ln.journal_cost_usd for ln in self.lines if ln.journal_cost_usd is not None), _ZERO)
+        unconverted = sum((ln.invoice_cost for ln in self.lines
+                           if ln.invoice_cost_usd is None and ln.invoice_cost is not None), _ZERO)
+        return {"invoice_usd": tidy(invoice), "journal_usd": tidy(journal), "variance_usd": tidy(invoice - journal),
+                "invoice_unconverted": tidy(unconverted)}
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-ready digest: totals, counts by status, read figures and learned mappings."""
+        read = self.read
+        return {
+            "run_id": self.run_id,
+            "source": self.source,
+            "period_from": self.period_from.isoformat() if self.period_from else None,
+            "period_to": self.period_to.isoformat() if self.period_to else None,
+            "tolerance_pct": str(self.tolerance_pct),
+            "currencies": sorted(self.currencies),
+            "lines": len(self.lines),
+            "by_status": self.counts(),
+            **{k: str(v) for k, v in self.totals().items()},
+            "read": None if read is None else {
+                "files": len(read.files), "rows_read": read.rows_read, "rows_kept": read.rows_kept,
+                "rows_filtered_out": read.rows_filtered_out, "rows_malformed": read.rows_malformed,
+                "files_malformed": read.files_malformed, "warnings": read.warnings,
+                "issues": [str(i) for i in read.issues[:50]],
+                "issues_omitted": read.issues_omitted + max(len(read.issues) - 50, 0),
+                "superseded": list(read.superseded),
+            },
+            "mappings_changed": [
+                {"account": m.account, "deployment": m.deployment, "model": m.model, "version": m.version,
+                 "deployment_type": m.deployment_type, "was": m.journal_deployment_type, "evidence": m.evidence}
+                for m in self.mappings if m.changed
+            ],
+        }
+
+
+# --- the invoice side -------------------------------------------------------------------------------------------------
+@dataclass(slots=True)
+class _InvoiceLine:
+    day: date
+    account_id: str
+    account_name: str
+    meter_name: str
+    unit: str
+    currency: str
+    quantity: Decimal = _ZERO
+    cost: Decimal = _ZERO
+    cost_usd: Decimal | None = _ZERO
+    meter_ids: set[str] = field(default_factory=set)
+    charge_types: set[str] = field(default_factory=set)
+    units_seen: set[str] = field(default_factory=set)
+    on_account: bool = True
+
+
+def _usd(line: CostLine, fx: Mapping[str, Decimal]) -> Decimal | None:
+    """The row's cost in USD: the export's own USD column, else billing cost ÷ the exchange rate (pricing USD →
+    billing currency) the row or the user gave; None when there is none."""
+    if line.cost_usd is not None:
+        return line.cost_usd
+    if line.currency.upper() == "USD":
+        return line.cost
+    rate = line.exchange_rate if line.exchange_rate else fx.get(line.currency.upper())
+    if rate is None or rate == 0:
+        return None
+    return _CTX.divide(line.cost, rate)
+
+
+def _collect(lines: Iterable[CostLine], fx: Mapping[str, Decimal]) -> dict[tuple[str, date, str], _InvoiceLine]:
+    """Sum the export's rows per (account, day, meter): Azure may split one meter-day over rows (regions,
+    meter ids, charge types)."""
+    out: dict[tuple[str, date, str], _InvoiceLine] = {}
+    for line in lines:
+        key = (line.account_id, line.day, line.meter_name)
+        agg = out.get(key)
+        if agg is None:
+            on_account = "/accounts/" in line.account_id
+            agg = out[key] = _InvoiceLine(line.day, line.account_id, line.account_name.lower(), line.meter_name,
+                                          line.unit_of_measure, line.currency.upper() or "?", on_account=on_account)
+        agg.quantity += line.quantity
+        agg.cost += line.cost
+        usd = _usd(line, fx)
+        agg.cost_usd = None if usd is None or agg.cost_usd is None else agg.cost_usd + usd
+        if line.meter_id:
+            agg.meter_ids.add(line.meter_id.lower())
+        agg.charge_types.add(line.charge_type or "Usage")
+        agg.units_seen.add(line.unit_of_measure)
+    return out
+
+
+def _block_size(unit_of_measure: str, info: MeterInfo) -> Decimal | None:
+    """Tokens per quantity block: from UnitOfMeasure (``1K``, ``1M``, ``10K``), else the meter name's unit."""
+    text = unit_of_measure.strip().upper().replace(" ", "")
+    for suffix, scale in (("K", 1000), ("M", 1_000_000)):
+        if text.endswith(suffix) and text[:-1].isdigit():
+            return Decimal(int(text[:-1]) * scale)
+    if info.unit == "tokens_1k":
+        return Decimal(1000)
+    if info.unit == "tokens_1m":
+        return _MILLION
+    return None
+
+
+def _kind_of(info: MeterInfo) -> str | None:
+    """The journal's deployment type a meter bills (``priority:global`` for priority processing)."""
+    if info.billing_mode == "priority" and info.deployment_type:
+        return f"priority:{info.deployment_type}"
+    return info.pricing_deployment_type
+
+
+def _is_token_meter(info: MeterInfo) -> bool:
+    return (not info.unknown and info.model is not None and info.direction in _TOKEN_DIRECTIONS
+            and (info.unit or "").startswith("tokens") and info.context_tier is None
+            and not info.qualifiers and info.billing_mode not in ("provisioned",))
+
+
+# --- the journal side -------------------------------------------------------------------------------------------------
+_GROUP_SQL = """
+SELECT resource, substr(started_at, 1, 10) AS day, deployment, model_served, model_requested, canonical_model,
+       deployment_type, region, service_tier, batch_id IS NOT NULL AS batch, session_id,
+       COUNT(*) AS calls,
+       COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0), COALESCE(SUM(cached_input_tokens), 0),
+       COALESCE(SUM(reasoning_tokens), 0), COALESCE(SUM(audio_input_tokens), 0),
+       COALESCE(SUM(audio_output_tokens), 0), COALESCE(SUM(cache_write_tokens), 0),
+       COALESCE(SUM(image_input_tokens), 0), COALESCE(SUM(cached_audio_input_tokens), 0),
+       SUM(cost_nanousd)
+FROM events
+WHERE provider = 'azure_openai' AND started_at >= ? AND started_at < ? AND status != 'blocked'
+  AND COALESCE(cache_hit, 0) = 0 AND input_tokens IS NOT NULL
+GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11
+"""
+
+
+@dataclass(slots=True)
+class _Group:
+    """Journaled tokens of one (account, day, deployment, session, model, type, ...) and their list cost."""
+
+    account: str
+    day: date
+    deployment: str | None
+    session_id: str | None
+    family: str | None
+    version: str | None
+    kind: str | None
+    pricing_key: tuple[Any, ...]
+    tokens: dict[str, int]
+    list_cost: dict[str, Decimal]  # per direction, scaled so the directions sum to the journaled cost
+    list_rate: dict[str, Decimal]  # USD per 1M tokens per direction (journaled cost basis)
+    consumed: set[str] = field(default_factory=set)
+
+
+def _canonical_parts(canonical: str | None) -> tuple[str | None, str | None]:
+    if not canonical:
+        return None, None
+    family = ModelNames.unversioned(canonical)
+    version = canonical[len(family) + 1:] or None
+    return family, version
+
+
+def _usage(values: tuple[int, ...]) -> Usage:
+    inp, out, cached, reasoning, audio_in, audio_out, write, image, cached_audio = values
+    return Usage(input_tokens=inp, output_tokens=out, cached_input_tokens=cached, reasoning_tokens=reasoning,
+                 audio_input_tokens=audio_in, audio_output_tokens=audio_out, cache_write_tokens=write,
+                 image_input_tokens=image, cached_audio_input_tokens=cached_audio)
+
+
+def _journal_groups(journal: Journal, start: date, end: date, accounts: Mapping[str, str] | None,
+                    account: str | None, pricer: Pricer) -> dict[tuple[str, date], list[_Group]]:
+    """The journal's Azure tokens per (account, day), in groups that carry their per-direction list cost."""
+    rows = journal.store.query(_GROUP_SQL, (start.isoformat(), (end + timedelta(days=1)).isoformat()))
+    out: dict[tuple[str, date], list[_Group]] = defaultdict(list)
+    for row in rows:
+        (host, day_text, deployment, served, requested, canonical, dtype, region, tier, batch, session, _calls,
+         *counts, nanos) = tuple(row)
+        name = account_of_host(host, accounts)
+        if name is None or (account is not None and name != account):
+            continue
+        day = date.fromisoformat(day_text)
+        usage = _usage(tuple(int(c) for c in counts))
+        family, version = _canonical_parts(canonical)
+        kind = f"priority:{dtype}" if tier == "priority" and dtype else dtype
+        tokens: dict[str, int] = {}
+        costs: dict[str, Decimal] = {}
+        rates: dict[str, Decimal] = {}
+        at = datetime.combine(day, time(12), tzinfo=timezone.utc)
+        priced = pricer.price(provider="azure_openai", usage=usage, model_served=canonical or served,
+                              model_requested=requested, deployment=deployment, at=at, batch=bool(batch),
+                              service_tier=tier, region=region)
+        lines = component_costs(priced.rates, usage, priced.multiplier or Decimal(1)) if priced.rates else ()
+        derived = sum((ln.cost_usd for ln in lines), _ZERO)
+        journaled = Decimal(nanos).scaleb(-9) if nanos is not None else None
+        # What was journaled is the truth of the journal (it may carry the user's own overrides): spread it over
+        # the directions in proportion to the list price of each.
+        scale = _CTX.divide(journaled, derived) if journaled is not None and derived else Decimal(1)
+        for ln in lines:
+            if ln.tokens:
+                tokens[ln.component] = ln.tokens
+                cost = _CTX.multiply(ln.cost_usd, scale)
+                costs[ln.component] = cost
+                rates[ln.component] = _CTX.divide(_CTX.multiply(cost, _MILLION), ln.tokens)
+        if not lines:  # not priceable here: the tokens still count for quantities and shares
+            for name, count in zip(COMPONENTS, split_tokens(usage), strict=True):
+                if count:
+                    tokens[name] = count
+        out[(name, day)].append(_Group(name, day, deployment, session, family, version, kind,
+                                       (deployment, canonical, dtype, region, tier, bool(batch), day),
+                                       tokens, costs, rates))
+    return out
+
+
+# --- matching -------------------------------------------------------------------------------------------------------
+@dataclass(slots=True)
+class _Take:
+    group: _Group
+    direction: str  # the group's own direction (may be a fallback of the line's)
+    tokens: int
+
+
+def _versions_match(meter_version: str | None, journal_version: str | None) -> bool:
+    return meter_version is None or journal_version is None or meter_version == journal_version
+
+
+def _candidates(groups: list[_Group], info: MeterInfo, kind: str | None, directions: set[str],
+                same_kind: bool) -> list[_Take]:
+    takes: list[_Take] = []
+    for g in groups:
+        if g.family != info.model or not _versions_match(info.version, g.version):
+            continue
+        if (g.kind == kind) != same_kind:
+            continue
+        for d in directions:
+            count = g.tokens.get(d, 0)
+            if count and d not in g.consumed:
+                takes.append(_Take(g, d, count))
+    return takes
+
+
+def _fallbacks_into(direction: str, billed: set[str]) -> set[str]:
+    """The journal directions a meter of ``direction`` bills: its own, plus those with no meter of their own on
+    this invoice whose fallback chain reaches it."""
+    out = {direction}
+    for d in _FALLBACK:
+        target = d
+        while target in _FALLBACK and target not in billed:
+            target = _FALLBACK[target]
+        if target == direction and d not in billed:
+            out.add(d)
+    return out
+
+
+def reconcile(
+    lines: Iterable[CostLine],
+    journal: Journal,
+    *,
+    start: date | None = None,
+    end: date | None = None,
+    account: str | None = None,
+    accounts: Mapping[str, str] | None = None,
+    capacities: Mapping[str, Decimal | int | str] | None = None,
+    fx: Mapping[str, Decimal | int | str] | None = None,
+    tolerance_pct: Decimal | int | str = Decimal("0.5"),
+    pricer: Pricer | None = None,
+    read: ReadSummary | None = None,
+    source: str = "",
+) -> ReconcileResult:
+    """Reconcile invoice ``lines`` (from :func:`~tokenid.azure.exports.read_export` or the Query API) with
+    ``journal`` over ``[start, end]`` (inclusive days; default: the days the invoice covers).
+
+    ``account``: one account (name or ResourceId). ``accounts``: endpoint host → account name or ResourceId, for
+    hosts that are not ``NAME.openai.azure.com`` (a custom domain, a proxy, the local simulator). ``capacities``:
+    provisioned deployment → PTUs, to allocate PTU hours by capacity. ``fx``: billing currency → units of it per
+    USD, for rows that carry no USD cost or exchange rate. ``tolerance_pct``: the variance (cost and quantity)
+    within which a line is ``matched``. ``pricer``: the list prices the journal is compared with (default: the
+    journal's own deployment types and models, at Azure retail).
+    """
+    tolerance = _decimal(tolerance_pct, "tolerance_pct")
+    rates_fx = {k.upper(): _decimal(v, f"fx[{k}]") for k, v in (fx or {}).items()}
+    ptus = {k: _decimal(v, f"capacities[{k}]") for k, v in (capacities or {}).items()}
+    host_map = {k.lower(): v for k, v in (accounts or {}).items()}
+    only = _account_name(account) if account else None
+    if start is not None and end is not None and start > end:
+        raise ConfigError(f"start ({start}) is after end ({end})")
+
+    invoice = _collect(lines, rates_fx)
+    if only is not None:
+        invoice = {k: v for k, v in invoice.items() if v.account_name == only or v.account_id == account}
+    days = [k[1] for k in invoice]
+    lo = start or (min(days) if days else None)
+    hi = end or (max(days) if days else None)
+    groups: dict[tuple[str, date], list[_Group]] = {}
+    if lo is not None and hi is not None:
+        groups = _journal_groups(journal, lo, hi, host_map, only, pricer or Pricer())
+
+    engine = _Engine(groups, ptus, tolerance)
+    results = engine.run(invoice)
+    currencies = {ln.currency for ln in invoice.values()}
+    return ReconcileResult(
+        run_id=_run_id(), created_at=datetime.now(tz=timezone.utc), source=source, period_from=lo, period_to=hi,
+        account=only, tolerance_pct=tolerance, lines=results, mappings=engine.mapping_list(), rates=engine.rates,
+        list_rates=engine.list_rates(), accounts=host_map, read=read, currencies=currencies,
+    )
+
+
+class _Engine:
+    """One run's matching state: the journal groups, what each line took, and what was learned."""
+
+    def __init__(self, groups: dict[tuple[str, date], list[_Group]], ptus: Mapping[str, Decimal],
+                 tolerance: Decimal) -> None:
+        self.groups = groups
+        self.ptus = ptus
+        self.tolerance = tolerance
+        self.mappings: dict[tuple[str, str], LearnedMapping] = {}
+        self.rates: dict[tuple[str, str, str, date], tuple[Decimal, Decimal | None]] = {}
+
+    def list_rates(self) -> dict[tuple[str, str, str, date], Decimal]:
+        out: dict[tuple[str, str, str, date], Decimal] = {}
+        for groups in self.groups.values():
+            for g in groups:
+                for d, rate in g.list_rate.items():
+                    out.setdefault((g.account, g.deployment or "", d, g.day), tidy(rate))
+        return out
+
+    def mapping_list(self) -> list[LearnedMapping]:
+        return sorted(self.mappings.values(), key=lambda m: (m.account, m.deployment))
+
+    def run(self, invoice: Mapping[tuple[str, date, str], _InvoiceLine]) -> list[LineResult]:
+        parsed = {key: parse_meter(line.meter_name, line.unit or None) for key, line in invoice.items()}
+        # which (model, version, kind, direction) the invoice bills per account-day, for direction fallbacks
+        billed: dict[tuple[str, date, str | None, str | None, str | None], set[str]] = defaultdict(set)
+        for key, info in parsed.items():
+            line = invoice[key]
+            if _is_token_meter(info):
+                billed[(line.account_name, line.day, info.model, info.version, _kind_of(info))].add(
+                    str(info.direction))
+        results: dict[tuple[str, date, str], LineResult] = {}
+        token_keys = [k for k, info in parsed.items() if _is_token_meter(info) and invoice[k].on_account]
+        # pass 1: same model, version, type and direction; pass 2: the same model and direction journaled under
+        # another deployment type (the invoice is the evidence of the deployment's real type)
+        for same_kind in (True, False):
+            for key in token_keys:
+                if key in results:
+                    continue
+                line, info = invoice[key], parsed[key]
+                kind = _kind_of(info)
+                directions = _fallbacks_into(
+                    str(info.direction), billed[(line.account_name, line.day, info.model, info.version, kind)])
+                takes = _candidates(self.groups.get((line.account_name, line.day), []), info, kind, directions,
+                                    same_kind)
+                if takes:
+                    results[key] = self._matched(line, info, takes, learned=not same_kind)
+        for key, line in invoice.items():
+            if key in results:
+                continue
+            info = parsed[key]
+            if _is_token_meter(info) and line.on_account:
+                results[key] = self._line(line, info, "invoice_only",
+                                          "billed, but no journaled tokens of this model, type and direction on "
+                                          "this account and day (traffic that bypassed TokenID, or a host "
+                                          "missing from the account map)")
+            elif info.unknown:
+                results[key] = self._line(line, info, "unknown_meter", f"meter name not understood: {info.reason}")
+                results[key].allocations = [Allocation(None, None, 0, Decimal(1), results[key].invoice_cost_usd,
+                                                       "unallocated")]
+            else:
+                results[key] = self._capacity(line, info)
+        out = list(results.values())
+        out.extend(self._journal_only())
+        out.sort(key=lambda r: (r.day, r.account_name, r.meter_name))
+        return out
+
+    # -- lines ---------------------------------------------------------------------------------------------------
+    def _line(self, line: _InvoiceLine, info: MeterInfo | None, status: str, note: str = "") -> LineResult:
+        units = sorted(line.units_seen)
+        if len(units) > 1:
+            note = (note + "; " if note else "") + f"rows disagree on UnitOfMeasure: {', '.join(units)}"
+        return LineResult(
+            day=line.day, account_id=line.account_id, account_name=line.account_name, meter_name=line.meter_name,
+            status=status, meter=info, meter_ids=tuple(sorted(line.meter_ids)), unit=line.unit,
+            currency=line.currency, invoice_quantity=line.quantity, invoice_cost=line.cost,
+            invoice_cost_usd=line.cost_usd, note=note,
+        )
+
+    def _matched(self, line: _InvoiceLine, info: MeterInfo, takes: list[_Take], *, learned: bool) -> LineResult:
+        result = self._line(line, info, "matched")
+        direction = str(info.direction)
+        tokens = sum(t.tokens for t in takes)
+        cost = sum((t.group.list_cost.get(t.direction, _ZERO) for t in takes), _ZERO)
+        priced = all(t.direction in t.group.list_cost for t in takes)
+        result.journal_tokens = tokens
+        result.journal_cost_usd = tidy(cost) if priced else None
+        block = _block_size(line.unit, info)
+        notes: list[str] = []
+        if block is not None:
+            result.journal_quantity = tidy(_CTX.divide(Decimal(tokens), block))
+            if line.quantity:
+                result.quantity_variance_pct = _pct(line.quantity - result.journal_quantity, line.quantity)
+        else:
+            notes.append(f"unknown block size for UnitOfMeasure {line.unit!r}")
+        if line.cost_usd is not None and result.journal_cost_usd is not None:
+            result.variance_usd = tidy(line.cost_usd - result.journal_cost_usd)
+            result.variance_pct = _pct(result.variance_usd, line.cost_usd)
+        elif line.cost_usd is None:
+            notes.append(f"no USD cost or exchange rate for {line.currency}: compared by quantity only")
+        else:
+            notes.append("journaled tokens are unpriced: compared by quantity only")
+        over = [name for name, pct in (("cost", result.variance_pct), ("quantity", result.quantity_variance_pct))
+                if pct is not None and abs(pct) > self.tolerance]
+        if over:
+            result.status = "variance"
+            notes.append(f"{' and '.join(over)} differ by more than {self.tolerance}%")
+            if "quantity" in over and result.journal_quantity:
+                ratio = _CTX.divide(Decimal(tokens), line.quantity) if line.quantity else None
+                if ratio is not None:
+                    notes.append(f"journaled tokens ÷ invoice quantity = {ratio.quantize(Decimal('0.01'))} "
+                                 f"(block {block})")
+        folded = sorted({t.direction for t in takes} - {direction})
+        if folded:
+            notes.append(f"includes {', '.join(folded)} tokens (no meter of their own on this invoice)")
+        # split across deployments and sessions by token share; the line's cost per token is the calibrated rate
+        for t in takes:
+            t.group.consumed.add(t.direction)
+        share_cost = line.cost_usd
+        by_deployment: dict[str | None, int] = defaultdict(int)
+        for t in takes:
+            share = _CTX.divide(Decimal(t.tokens), Decimal(tokens)) if tokens else _ZERO
+            result.allocations.append(Allocation(
+                t.group.deployment, t.group.session_id, t.tokens, share,
+                tidy(_CTX.multiply(share_cost, share)) if share_cost is not None else None, "tokens"))
+            by_deployment[t.group.deployment] += t.tokens
+            if share_cost is not None and tokens:
+                rate = _CTX.divide(_CTX.multiply(share_cost, _MILLION), Decimal(tokens))
+                key = (line.account_name, t.group.deployment or "", t.direction, line.day)
+                self.rates[key] = (tidy(rate), tidy(t.group.list_rate[t.direction])
+                                   if t.direction in t.group.list_rate else None)
+        for t in takes:
+            if t.group.deployment:
+                self._learn(line, info, t.group, learned)
+        if learned:
+            kinds = sorted({str(t.group.kind) for t in takes})
+            notes.append(f"journal had these deployments as {', '.join(kinds)}; the invoice bills them as "
+                         f"{_kind_of(info)}")
+        result.note = "; ".join(filter(None, [result.note, *notes]))
+        return result
+
+    def _learn(self, line: _InvoiceLine, info: MeterInfo, group: _Group, learned: bool) -> None:
+        kind = _kind_of(info) or ""
+        key = (line.account_name, str(group.deployment))
+        if key in self.mappings and not learned:
+            return
+        self.mappings[key] = LearnedMapping(
+            account=line.account_name, deployment=str(group.deployment), model=str(info.model),
+            version=info.version or group.version, deployment_type=kind,
+            evidence=f"{line.meter_name} on {line.day}", journal_deployment_type=group.kind,
+            changed=learned and group.kind != kind)
+
+    def _capacity(self, line: _InvoiceLine, info: MeterInfo) -> LineResult:
+        """Provisioned throughput, hosting, tools, storage, images...: allocated, labelled, never dropped."""
+        result = self._line(line, info, "capacity")
+        groups = self.groups.get((line.account_name, line.day), []) if line.on_account else []
+        charge = ", ".join(sorted(line.charge_types))
+        allocations: list[Allocation] = []
+        basis_note = ""
+        if not line.on_account:
+            basis_note = f"not on an account ({charge}): shown, not allocated"
+        elif line.charge_types & {"UnusedReservation", "UnusedSavingsPlan", "Purchase"}:
+            basis_note = f"{charge}: a commitment cost, not allocated to deployments"
+        elif info.billing_mode == "provisioned":
+            scope_groups = [g for g in groups if g.kind == "provisioned" and g.deployment]
+            deployments = sorted({str(g.deployment) for g in scope_groups})
+            with_capacity = {d: self.ptus[d] for d in deployments if d in self.ptus}
+            if with_capacity and len(with_capacity) == len(deployments):
+                total = sum(with_capacity.values(), _ZERO)
+                allocations = [self._share(line, d, None, 0, _CTX.divide(c, total), "capacity")
+                               for d, c in sorted(with_capacity.items())]
+                basis_note = "PTU hours allocated by deployment capacity (PTUs)"
+            elif scope_groups:
+                allocations = self._by_tokens(line, scope_groups, "tokens")
+                basis_note = "PTU hours allocated by journaled tokens (no capacity given for every deployment)"
+            else:
+                basis_note = "no provisioned deployment journaled on this account and day: unallocated"
+        elif info.direction == "hosting":
+            hosted = sorted({str(g.deployment) for g in groups if g.deployment and _fine_tuned(g, info)})
+            if hosted:
+                share = _CTX.divide(Decimal(1), Decimal(len(hosted)))
+                allocations = [self._share(line, d, None, 0, share, "time") for d in hosted]
+                basis_note = "fine-tune hosting hours shared equally by the fine-tuned deployments journaled"
+            else:
+                basis_note = "no fine-tuned deployment journaled on this account and day: unallocated"
+        elif groups:
+            allocations = self._by_tokens(line, groups, "account_tokens")
+            basis_note = "not tied to tokens: allocated by each deployment's share of the account's tokens"
+        else:
+            basis_note = "nothing journaled on this account and day: unallocated"
+        if not allocations:
+            allocations = [Allocation(None, None, 0, Decimal(1), line.cost_usd, "unallocated")]
+        result.allocations = allocations
+        result.note = "; ".join(filter(None, [result.note, basis_note]))
+        return result
+
+    def _share(self, line: _InvoiceLine, deployment: str | None, session: str | None, tokens: int, share: Decimal,
+               basis: str) -> Allocation:
+        cost = tidy(_CTX.multiply(line.cost_usd, share)) if line.cost_usd is not None else None
+        return Allocation(deployment, session, tokens, share, cost, basis)
+
+    def _by_tokens(self, line: _InvoiceLine, groups: list[_Group], basis: str) -> list[Allocation]:
+        per: dict[tuple[str | None, str | None], int] = defaultdict(int)
+        for g in groups:
+            per[(g.deployment, g.session_id)] += sum(g.tokens.values())
+        total = sum(per.values())
+        if not total:
+            return []
+        return [self._share(line, d, s, n, _CTX.divide(Decimal(n), Decimal(total)), basis)
+                for (d, s), n in sorted(per.items(), key=lambda kv: (str(kv[0][0]), str(kv[0][1])))]
+
+    def _journal_only(self) -> Iterator[LineResult]:
+        """Journaled tokens no invoice line took, one line per (account, day, model, version, type, direction)."""
+        left: dict[tuple[str, date, str | None, str | None, str | None, str], list[_Take]] = defaultdict(list)
+        for groups in self.groups.values():
+            for g in groups:
+                if g.kind == "provisioned":
+                    continue  # billed by the hour on the PTU meters, which are capacity lines
+                for d, n in g.tokens.items():
+                    if n and d not in g.consumed:
+                        left[(g.account, g.day, g.family, g.version, g.kind, d)].append(_Take(g, d, n))
+        for (acct, day, family, version, kind, direction), takes in left.items():
+            tokens = sum(t.tokens for t in takes)
+            priced = all(t.direction in t.group.list_cost for t in takes)
+            cost = sum((t.group.list_cost.get(t.direction, _ZERO) for t in takes), _ZERO)
+            label = " ".join(filter(None, [family or "(unknown model)", version, direction, kind]))
+            info = MeterInfo(name=f"(journal) {label}", model=family, version=version, direction=direction,
+                             deployment_type=kind, billing_mode="standard")
+            deployments = sorted({str(t.group.deployment) for t in takes})
+            yield LineResult(
+                day=day, account_id="", account_name=acct, meter_name=f"(journal) {label}", status="journal_only",
+                meter=info, journal_tokens=tokens, journal_cost_usd=tidy(cost) if priced else None,
+                note=f"journaled on {', '.join(deployments)} but no invoice line bills it (another billing scope, "
+                     "a wrong account map, or usage Azure did not bill)",
+                allocations=[Allocation(t.group.deployment, t.group.session_id, t.tokens,
+                                        _CTX.divide(Decimal(t.tokens), Decimal(tokens)), None, "tokens")
+                             for t in takes],
+            )
+
+
+def _fine_tuned(group: _Group, info: MeterInfo) -> bool:
+    model = group.pricing_key[1] or ""
+    deployment = group.deployment or ""
+    tuned = model.startswith("ft:") or ".ft-" in model or "-ft-" in model or "ft" in deployment.lower().split("-")
+    return tuned and (info.model is None or group.family is None or group.family == info.model)
+
+
+def _pct(delta: Decimal, base: Decimal) -> Decimal | None:
+    if not base:
+        return None if delta else _ZERO
+    return _CTX.divide(_CTX.multiply(delta, _HUNDRED), base).quantize(Decimal("0.0001"))
+
+
+def _decimal(value: Decimal | int | str, key: str) -> Decimal:
+    try:
+        number = value if isinstance(value, Decimal) else Decimal(str(value))
+    except InvalidOperation:
+        raise ConfigError(f"{key} must be a number; got {value!r}") from None
+    if not number.is_finite() or number < 0:
+        raise ConfigError(f"{key} must be a finite number >= 0; got {value!r}")
+    return number
+
+
+def _text(value: Decimal | None) -> str | None:
+    return None if value is None else format(value, "f")
+
+
+def _run_id() -> str:
+    now = datetime.now(tz=timezone.utc)
+    return f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+
