@@ -22,6 +22,7 @@ journaled: traffic that bypassed TokenID, or a missing account mapping), ``journ
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
@@ -332,7 +333,7 @@ def _kind_of(info: MeterInfo) -> str | None:
 def _is_token_meter(info: MeterInfo) -> bool:
     return (not info.unknown and info.model is not None and info.direction in _TOKEN_DIRECTIONS
             and (info.unit or "").startswith("tokens") and info.context_tier is None
-            and not info.qualifiers and info.billing_mode not in ("provisioned",))
+            and set(info.qualifiers) <= {"fine_tuned"} and info.billing_mode not in ("provisioned",))
 
 
 # --- the journal side -------------------------------------------------------------------------------------------------
@@ -370,9 +371,16 @@ class _Group:
     consumed: set[str] = field(default_factory=set)
 
 
+# OpenAI model ids whose Azure meters spell the family differently (`Az-Speech-Text to Speech HD Characters` bills
+# tts-1-hd, `Az-Speech-Whisper …` whisper-1).
+_METER_FAMILIES: Final[dict[str, str]] = {"tts-1": "tts", "tts-1-hd": "tts-hd", "whisper-1": "whisper"}
+
+
 def _canonical_parts(canonical: str | None) -> tuple[str | None, str | None]:
     if not canonical:
         return None, None
+    if canonical in _METER_FAMILIES:
+        return _METER_FAMILIES[canonical], None
     family = ModelNames.unversioned(canonical)
     version = canonical[len(family) + 1:] or None
     return family, version
@@ -429,6 +437,119 @@ def _journal_groups(journal: Journal, start: date, end: date, accounts: Mapping[
     return out
 
 
+# Meter units billed per something other than tokens: the journal's unit (tokenid.units) and the block size.
+_UNIT_METERS: Final[dict[str, tuple[str, Decimal]]] = {
+    "images_100": ("images", Decimal(100)),
+    "images": ("images", Decimal(1)),
+    "characters_1m": ("characters", _MILLION),
+    "characters_1k": ("characters", Decimal(1000)),
+    "hours": ("audio_seconds", Decimal(3600)),
+    "calls_1k": ("calls", Decimal(1000)),
+}
+_UNITS_SQL = """
+SELECT resource, substr(started_at, 1, 10), deployment, COALESCE(canonical_model, model_served), deployment_type,
+       session_id, units, units_cost_usd
+FROM events
+WHERE provider = 'azure_openai' AND started_at >= ? AND started_at < ? AND status != 'blocked'
+  AND COALESCE(cache_hit, 0) = 0 AND units IS NOT NULL
+"""
+
+
+def _unit_meter(info: MeterInfo) -> tuple[str, Decimal] | None:
+    """(journal unit, block size) of a meter billed per image, character, audio hour or tool call; None for
+    token meters and for hours of hosting or training (capacity)."""
+    if info.unknown or info.unit not in _UNIT_METERS:
+        return None
+    if info.unit == "hours" and info.direction != "audio_input":
+        return None
+    return _UNIT_METERS[info.unit]
+
+
+@dataclass(slots=True)
+class _UnitGroup:
+    """Journaled units of one kind (images of one quality and size, characters, audio seconds, tool calls)."""
+
+    account: str
+    day: date
+    deployment: str | None
+    session_id: str | None
+    family: str | None
+    unit: str
+    qualifiers: frozenset[str]
+    service: str | None = None
+    amount: Decimal = _ZERO
+    cost: Decimal | None = _ZERO
+    consumed: bool = False
+
+    def fits(self, info: MeterInfo) -> bool:
+        """Whether meter ``info`` bills these units."""
+        found = _unit_meter(info)
+        if found is None:
+            return False
+        unit = found[0]
+        if unit == "calls":
+            return self.service is not None and self.service == info.service
+        if unit != self.unit or self.consumed or (info.model is not None and info.model != self.family):
+            return False
+        if unit == "images":
+            if ("hd" in info.qualifiers) != ("hd" in self.qualifiers):
+                return False
+            resolution = set(info.qualifiers) & {"high_res", "low_res"}
+            return not resolution or bool(resolution & self.qualifiers)
+        return True
+
+
+def _image_qualifiers(units: Mapping[str, Any]) -> frozenset[str]:
+    out = set()
+    if str(units.get("image_quality", "")).lower() == "hd":
+        out.add("hd")
+    size = str(units.get("image_size", ""))
+    if size:
+        out.add("low_res" if size == "1024x1024" else "high_res")
+    return frozenset(out)
+
+
+def _journal_units(journal: Journal, start: date, end: date, accounts: Mapping[str, str] | None,
+                   account: str | None) -> dict[tuple[str, date], list[_UnitGroup]]:
+    """The journal's Azure non-token units per (account, day), grouped like the meters that bill them."""
+    rows = journal.store.query(_UNITS_SQL, (start.isoformat(), (end + timedelta(days=1)).isoformat()))
+    groups: dict[tuple[Any, ...], _UnitGroup] = {}
+    for host, day_text, deployment, model, _dtype, session, units_text, units_cost in rows:
+        name = account_of_host(host, accounts)
+        if name is None or (account is not None and name != account):
+            continue
+        try:
+            units = json.loads(units_text)
+        except ValueError:
+            continue
+        if not isinstance(units, dict):
+            continue
+        family, _ = _canonical_parts(model)
+        day = date.fromisoformat(day_text)
+        found: list[tuple[str, frozenset[str], str | None, Decimal]] = []
+        for unit, service in (("images", None), ("characters", None), ("audio_seconds", None),
+                              ("file_search_calls", "file_search_calls"), ("web_search_calls", "web_search_calls")):
+            value = units.get(unit)
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+                quals = _image_qualifiers(units) if unit == "images" else frozenset()
+                found.append(("calls" if service else unit, quals, service, Decimal(str(value))))
+        for unit, quals, service, amount in found:
+            key = (name, day, deployment, session, family, unit, quals, service)
+            group = groups.get(key)
+            if group is None:
+                group = groups[key] = _UnitGroup(name, day, deployment, session, family, unit, quals, service)
+            group.amount += amount
+            # the units' cost is attributable when the call billed one kind of unit only
+            if units_cost is None or len(found) != 1 or group.cost is None:
+                group.cost = None
+            else:
+                group.cost += Decimal(units_cost)
+    out: dict[tuple[str, date], list[_UnitGroup]] = defaultdict(list)
+    for group in groups.values():
+        out[(group.account, group.day)].append(group)
+    return out
+
+
 # --- matching -------------------------------------------------------------------------------------------------------
 @dataclass(slots=True)
 class _Take:
@@ -444,8 +565,11 @@ def _versions_match(meter_version: str | None, journal_version: str | None) -> b
 def _candidates(groups: list[_Group], info: MeterInfo, kind: str | None, directions: set[str],
                 same_kind: bool) -> list[_Take]:
     takes: list[_Take] = []
+    tuned = "fine_tuned" in info.qualifiers
     for g in groups:
         if g.family != info.model or not _versions_match(info.version, g.version):
+            continue
+        if _fine_tuned(g, info) != tuned:
             continue
         if (g.kind == kind) != same_kind:
             continue
@@ -509,10 +633,12 @@ def reconcile(
     lo = start or (min(days) if days else None)
     hi = end or (max(days) if days else None)
     groups: dict[tuple[str, date], list[_Group]] = {}
+    unit_groups: dict[tuple[str, date], list[_UnitGroup]] = {}
     if lo is not None and hi is not None:
         groups = _journal_groups(journal, lo, hi, host_map, only, pricer or Pricer())
+        unit_groups = _journal_units(journal, lo, hi, host_map, only)
 
-    engine = _Engine(groups, ptus, tolerance)
+    engine = _Engine(groups, unit_groups, ptus, tolerance)
     results = engine.run(invoice)
     currencies = {ln.currency for ln in invoice.values()}
     return ReconcileResult(
@@ -525,9 +651,11 @@ def reconcile(
 class _Engine:
     """One run's matching state: the journal groups, what each line took, and what was learned."""
 
-    def __init__(self, groups: dict[tuple[str, date], list[_Group]], ptus: Mapping[str, Decimal],
+    def __init__(self, groups: dict[tuple[str, date], list[_Group]],
+                 unit_groups: dict[tuple[str, date], list[_UnitGroup]], ptus: Mapping[str, Decimal],
                  tolerance: Decimal) -> None:
         self.groups = groups
+        self.unit_groups = unit_groups
         self.ptus = ptus
         self.tolerance = tolerance
         self.mappings: dict[tuple[str, str], LearnedMapping] = {}
@@ -570,14 +698,23 @@ class _Engine:
                 if takes:
                     results[key] = self._matched(line, info, takes, learned=not same_kind)
         for key, line in invoice.items():
+            info = parsed[key]
+            if key in results or not line.on_account or _unit_meter(info) is None:
+                continue
+            found = [g for g in self.unit_groups.get((line.account_name, line.day), []) if g.fits(info)]
+            if found:
+                results[key] = self._matched_units(line, info, found)
+        for key, line in invoice.items():
             if key in results:
                 continue
             info = parsed[key]
-            if _is_token_meter(info) and line.on_account:
+            unit_meter = _unit_meter(info)
+            if (_is_token_meter(info) or unit_meter is not None) and line.on_account:
+                what = f"{unit_meter[0].replace('_', ' ')} of this model" if unit_meter is not None else \
+                    "tokens of this model, type and direction"
                 results[key] = self._line(line, info, "invoice_only",
-                                          "billed, but no journaled tokens of this model, type and direction on "
-                                          "this account and day (traffic that bypassed TokenID, or a host "
-                                          "missing from the account map)")
+                                          f"billed, but no journaled {what} on this account and day (traffic "
+                                          "that bypassed TokenID, or a host missing from the account map)")
             elif info.unknown:
                 results[key] = self._line(line, info, "unknown_meter", f"meter name not understood: {info.reason}")
                 results[key].allocations = [Allocation(None, None, 0, Decimal(1), results[key].invoice_cost_usd,
@@ -609,31 +746,7 @@ class _Engine:
         priced = all(t.direction in t.group.list_cost for t in takes)
         result.journal_tokens = tokens
         result.journal_cost_usd = tidy(cost) if priced else None
-        block = _block_size(line.unit, info)
-        notes: list[str] = []
-        if block is not None:
-            result.journal_quantity = tidy(_CTX.divide(Decimal(tokens), block))
-            if line.quantity:
-                result.quantity_variance_pct = _pct(line.quantity - result.journal_quantity, line.quantity)
-        else:
-            notes.append(f"unknown block size for UnitOfMeasure {line.unit!r}")
-        if line.cost_usd is not None and result.journal_cost_usd is not None:
-            result.variance_usd = tidy(line.cost_usd - result.journal_cost_usd)
-            result.variance_pct = _pct(result.variance_usd, line.cost_usd)
-        elif line.cost_usd is None:
-            notes.append(f"no USD cost or exchange rate for {line.currency}: compared by quantity only")
-        else:
-            notes.append("journaled tokens are unpriced: compared by quantity only")
-        over = [name for name, pct in (("cost", result.variance_pct), ("quantity", result.quantity_variance_pct))
-                if pct is not None and abs(pct) > self.tolerance]
-        if over:
-            result.status = "variance"
-            notes.append(f"{' and '.join(over)} differ by more than {self.tolerance}%")
-            if "quantity" in over and result.journal_quantity:
-                ratio = _CTX.divide(Decimal(tokens), line.quantity) if line.quantity else None
-                if ratio is not None:
-                    notes.append(f"journaled tokens ÷ invoice quantity = {ratio.quantize(Decimal('0.01'))} "
-                                 f"(block {block})")
+        notes = self._compare(result, line, _block_size(line.unit, info), Decimal(tokens), "tokens")
         folded = sorted({t.direction for t in takes} - {direction})
         if folded:
             notes.append(f"includes {', '.join(folded)} tokens (no meter of their own on this invoice)")
@@ -660,6 +773,50 @@ class _Engine:
             kinds = sorted({str(t.group.kind) for t in takes})
             notes.append(f"journal had these deployments as {', '.join(kinds)}; the invoice bills them as "
                          f"{_kind_of(info)}")
+        result.note = "; ".join(filter(None, [result.note, *notes]))
+        return result
+
+    def _compare(self, result: LineResult, line: _InvoiceLine, block: Decimal | None, amount: Decimal,
+                 what: str) -> list[str]:
+        """Quantity and cost variance of a line whose journal side is filled in; sets the status, returns notes."""
+        notes: list[str] = []
+        if block is not None:
+            result.journal_quantity = tidy(_CTX.divide(amount, block))
+            if line.quantity:
+                result.quantity_variance_pct = _pct(line.quantity - result.journal_quantity, line.quantity)
+        else:
+            notes.append(f"unknown block size for UnitOfMeasure {line.unit!r}")
+        if line.cost_usd is not None and result.journal_cost_usd is not None:
+            result.variance_usd = tidy(line.cost_usd - result.journal_cost_usd)
+            result.variance_pct = _pct(result.variance_usd, line.cost_usd)
+        elif line.cost_usd is None:
+            notes.append(f"no USD cost or exchange rate for {line.currency}: compared by quantity only")
+        else:
+            notes.append(f"journaled {what} are unpriced: compared by quantity only")
+        over = [name for name, pct in (("cost", result.variance_pct), ("quantity", result.quantity_variance_pct))
+                if pct is not None and abs(pct) > self.tolerance]
+        if over:
+            result.status = "variance"
+            notes.append(f"{' and '.join(over)} differ by more than {self.tolerance}%")
+            if "quantity" in over and result.journal_quantity and line.quantity:
+                ratio = _CTX.divide(amount, line.quantity)
+                notes.append(f"journaled {what} ÷ invoice quantity = {ratio.quantize(Decimal('0.01'))} "
+                             f"(block {block})")
+        return notes
+
+    def _matched_units(self, line: _InvoiceLine, info: MeterInfo, takes: list[_UnitGroup]) -> LineResult:
+        """A meter billed per image, character, hour of audio or tool call, beside the journal's unit counts."""
+        result = self._line(line, info, "matched")
+        unit, block = _UNIT_METERS[str(info.unit)]  # a unit meter: _unit_meter(info) is not None
+        amount = sum((g.amount for g in takes), _ZERO)
+        priced = all(g.cost is not None for g in takes)
+        result.journal_cost_usd = tidy(sum((g.cost or _ZERO for g in takes), _ZERO)) if priced else None
+        notes = self._compare(result, line, block, amount, unit.replace("_", " "))
+        for g in takes:
+            g.consumed = True
+            share = _CTX.divide(g.amount, amount) if amount else _ZERO
+            cost = tidy(_CTX.multiply(line.cost_usd, share)) if line.cost_usd is not None else None
+            result.allocations.append(Allocation(g.deployment, g.session_id, 0, share, cost, "units"))
         result.note = "; ".join(filter(None, [result.note, *notes]))
         return result
 
@@ -743,6 +900,16 @@ class _Engine:
                 for d, n in g.tokens.items():
                     if n and d not in g.consumed:
                         left[(g.account, g.day, g.family, g.version, g.kind, d)].append(_Take(g, d, n))
+        for unit_groups in self.unit_groups.values():
+            for ug in unit_groups:
+                if not ug.consumed:
+                    yield LineResult(
+                        day=ug.day, account_id="", account_name=ug.account,
+                        meter_name=f"(journal) {ug.family or ''} {ug.unit}".replace("  ", " "), status="journal_only",
+                        journal_quantity=ug.amount, journal_cost_usd=ug.cost,
+                        note=f"{ug.amount} {ug.unit.replace('_', ' ')} journaled on {ug.deployment} but no invoice "
+                             "line bills them",
+                        allocations=[Allocation(ug.deployment, ug.session_id, 0, Decimal(1), None, "units")])
         for (acct, day, family, version, kind, direction), takes in left.items():
             tokens = sum(t.tokens for t in takes)
             priced = all(t.direction in t.group.list_cost for t in takes)
