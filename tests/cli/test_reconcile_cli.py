@@ -119,6 +119,14 @@ def test_query_needs_a_period_and_a_valid_scope(setup: tuple[Path, Path, int]) -
     assert "scope" in out
 
 
+def test_a_missing_account_map_is_pointed_out(setup: tuple[Path, Path, int]) -> None:
+    journal, export, matched = setup
+    out = " ".join(run("reconcile", str(export), "-j", str(journal), "--no-store", "-o", "/dev/null").split())
+    assert f"{matched + 1} invoice_only" in out
+    assert "contoso-oai-eastus2) have nothing journaled, and the journal's (127.0.0.1)" in out
+    assert "--account-map HOST=ACCOUNT" in out
+
+
 def test_missing_export_is_a_clear_error(setup: tuple[Path, Path, int], tmp_path: Path) -> None:
     journal, _, _ = setup
     out = run("reconcile", str(tmp_path / "nope.csv"), "-j", str(journal), code=2)

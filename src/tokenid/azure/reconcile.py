@@ -211,6 +211,10 @@ class ReconcileResult:
     accounts: dict[str, str] = field(default_factory=dict)
     read: ReadSummary | None = None
     currencies: set[str] = field(default_factory=set)
+    #: accounts on the invoice with nothing journaled in the period, and journaled accounts the invoice lacks:
+    #: both non-empty usually means a host is missing from the account map
+    accounts_not_journaled: list[str] = field(default_factory=list)
+    accounts_not_billed: list[str] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
         """Lines per status (every status present, zeros included)."""
@@ -240,6 +244,8 @@ class ReconcileResult:
             "currencies": sorted(self.currencies),
             "lines": len(self.lines),
             "by_status": self.counts(),
+            "accounts_not_journaled": self.accounts_not_journaled,
+            "accounts_not_billed": self.accounts_not_billed,
             **{k: str(v) for k, v in self.totals().items()},
             "read": None if read is None else {
                 "files": len(read.files), "rows_read": read.rows_read, "rows_kept": read.rows_kept,
@@ -641,10 +647,14 @@ def reconcile(
     engine = _Engine(groups, unit_groups, ptus, tolerance)
     results = engine.run(invoice)
     currencies = {ln.currency for ln in invoice.values()}
+    billed_accounts = {ln.account_name for ln in invoice.values() if ln.on_account}
+    journaled_accounts = {acct for acct, _ in groups} | {acct for acct, _ in unit_groups}
     return ReconcileResult(
         run_id=_run_id(), created_at=datetime.now(tz=timezone.utc), source=source, period_from=lo, period_to=hi,
         account=only, tolerance_pct=tolerance, lines=results, mappings=engine.mapping_list(), rates=engine.rates,
         list_rates=engine.list_rates(), accounts=host_map, read=read, currencies=currencies,
+        accounts_not_journaled=sorted(billed_accounts - journaled_accounts),
+        accounts_not_billed=sorted(journaled_accounts - billed_accounts),
     )
 
 

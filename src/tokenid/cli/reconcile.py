@@ -66,6 +66,10 @@ def print_result(result: ReconcileResult, console: Console, *, limit: int) -> No
         console.print(f"  export: {len(read.files)} file(s), {read.rows_read:,} rows read, {read.rows_kept:,} kept, "
                       f"{read.rows_filtered_out:,} filtered out, {read.rows_malformed:,} malformed, "
                       f"{read.files_malformed} unreadable file(s), {read.warnings} warning(s)")
+    if result.accounts_not_journaled and result.accounts_not_billed:
+        console.print(f"  [yellow]The invoice's accounts ({', '.join(result.accounts_not_journaled)}) have nothing "
+                      f"journaled, and the journal's ({', '.join(result.accounts_not_billed)}) are not on the "
+                      "invoice: map endpoint hosts to accounts with --account-map HOST=ACCOUNT.[/yellow]")
     table = Table(title="Lines (those needing a look first)", title_justify="left", header_style="bold")
     for name, justify in (("day", "left"), ("account", "left"), ("meter", "left"), ("invoice", "right"),
                           ("journal", "right"), ("variance", "right"), ("qty var.", "right"), ("status", "left"),
