@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
-import sqlite3
 from collections.abc import Iterator
 from datetime import date, timedelta
 from decimal import Context, Decimal
@@ -93,7 +92,7 @@ def store_run(journal: Journal, result: ReconcileResult) -> int:
         return recost_events(conn, result)
 
 
-def recost_events(conn: sqlite3.Connection, result: ReconcileResult) -> int:
+def recost_events(conn: Any, result: ReconcileResult) -> int:
     """Set ``invoice_cost_usd`` on every journaled call with a calibrated rate for any of its directions: those
     directions at the calibrated rate, the others at the journal's own rate."""
     if result.period_from is None or result.period_to is None or not result.rates:
@@ -146,8 +145,8 @@ def list_vs_invoice(journal: Journal, by: str, run_id: str) -> list[dict[str, An
     ``deployment``, ``model``, ``day`` or ``tag:NAME`` (the value of tag NAME)."""
     params: list[Any] = []
     if by.startswith("tag:") and by[4:]:
-        key = "COALESCE(json_extract(tags, ?), '(none)')"
-        params.append(f'$."{by[4:]}"')
+        key = f"COALESCE({journal.store.json_text('tags')}, '(none)')"
+        params.append(by[4:])
     elif by in _BY:
         key = _BY[by]
     else:
@@ -155,7 +154,7 @@ def list_vs_invoice(journal: Journal, by: str, run_id: str) -> list[dict[str, An
     rows = journal.store.query(
         f"SELECT {key} AS key, COUNT(*) AS calls, SUM(cost_nanousd) AS list_nanos, "
         f"SUM(invoice_cost_nanousd) AS invoice_nanos FROM events WHERE invoice_run_id = ? "
-        f"GROUP BY 1 ORDER BY invoice_nanos DESC", [*params, run_id])
+        f"GROUP BY 1 ORDER BY 4 DESC", [*params, run_id])
     out = []
     for row in rows:
         listed = None if row["list_nanos"] is None else Decimal(row["list_nanos"]).scaleb(-9)

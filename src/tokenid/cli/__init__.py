@@ -56,7 +56,7 @@ EXPORT_FIELDS = [c for c in COLUMNS if c != "cost_nanousd"]
 
 def _open(path: str | None) -> Journal:
     target = path or default_journal_target()
-    if not target.startswith("sqlite:") and not Path(target).expanduser().exists():
+    if not target.startswith(("sqlite:", "postgresql:", "postgres:")) and not Path(target).expanduser().exists():
         raise typer.BadParameter(f"no journal at {target}", param_hint="--journal")
     try:
         return get_journal(target)

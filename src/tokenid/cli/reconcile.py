@@ -181,7 +181,7 @@ def reconcile_command(
                     raise typer.BadParameter(str(exc), param_hint="--by") from exc
                 console.print(_list_vs_invoice_table(grouping, rows))
         console.print(f"Report: {report}" + (f" · {recosted:,} journaled calls re-costed at invoice rates, run "
-                                             f"saved in {j.path}" if store else " · not saved (--no-store)"),
+                                             f"saved in {j.location}" if store else " · not saved (--no-store)"),
                       highlight=False, soft_wrap=True)
     counts = result.counts()
     if fail_on_variance and (counts["variance"] or counts["invoice_only"] or counts["journal_only"]):

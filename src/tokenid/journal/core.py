@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..errors import ConfigError, JournalError
-from .paths import default_journal_target
+from .paths import default_journal_target, local_state_path
 from .schema import COLUMNS
 from .sqlite import SQLiteStore
 
@@ -32,6 +32,28 @@ __all__ = ["Journal", "Pending", "get_journal"]
 
 log = logging.getLogger("tokenid.journal")
 _HAND_OVER_S = 0.0001  # the writer hands the GIL over at least this often while metering
+
+
+class Store(Protocol):
+    """Where a journal's rows live: :class:`~tokenid.journal.sqlite.SQLiteStore` or ``PostgresStore``."""
+
+    dialect: str
+    location: str
+    errors: tuple[type[BaseException], ...]
+    transient_errors: tuple[type[BaseException], ...]
+
+    def insert(self, rows: Sequence[tuple[Any, ...]]) -> None: ...
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> Sequence[Any]: ...
+
+    def iter_events(self, where: str = "", params: Sequence[Any] = (),
+                    order: str = "started_at, id") -> Iterator[dict[str, Any]]: ...
+
+    def transaction(self) -> contextlib.AbstractContextManager[Any]: ...
+
+    def json_text(self, column: str) -> str: ...
+
+    def close(self) -> None: ...
 
 
 class Pending(Protocol):
@@ -47,10 +69,21 @@ class Journal:
 
     def __init__(self, target: str | os.PathLike[str] | None = None, *, batch_size: int = 5000,
                  flush_interval: float = 0.2) -> None:
-        self.path = _resolve_path(target)
+        kind, where = _resolve(target)
         self.batch_size = batch_size
         self.flush_interval = flush_interval
-        self.store = SQLiteStore(self.path)
+        self.store: Store
+        if kind == "postgresql":
+            from .postgres import PostgresStore
+
+            self.store = PostgresStore(str(where))
+            #: local state of a shared journal (spool, budget counters): per user, per database
+            self.path = local_state_path(self.store.location)
+        else:
+            self.path = Path(where)
+            self.store = SQLiteStore(self.path)
+        #: where the events are: a file path, or the database URL without its password
+        self.location = self.store.location
         self.spool_dir = self.path.with_name(self.path.name + ".spool")
         self._reset_runtime()
         self._load_spool()
@@ -113,6 +146,8 @@ class Journal:
         if thread is not None and thread is not threading.current_thread():
             thread.join(5)
         self._drain()
+        if getattr(self.store, "dialect", "sqlite") != "sqlite":
+            self.store.close()  # a server connection per thread that wrote or read
 
     # -- the writer's side -------------------------------------------------------------------
     def _start(self) -> None:
@@ -190,12 +225,11 @@ class Journal:
                 self.store.insert(rows)
                 self.stats["written"] += len(rows)
                 return
-            except sqlite3.OperationalError as exc:
-                error: Exception = exc
-                time.sleep(0.05 * 2**attempt)
             except Exception as exc:
-                error = exc
-                break
+                error: Exception = exc
+                if not isinstance(exc, getattr(self.store, "transient_errors", ())):
+                    break
+                time.sleep(0.05 * 2**attempt)
         self._spool(rows, error)
 
     def _spool(self, rows: Sequence[tuple[Any, ...]], error: BaseException) -> None:
@@ -225,7 +259,7 @@ class Journal:
                     rows = [_spooled_row(json.loads(line)) for line in fh if line.strip()]
                 self.store.insert(rows)
                 claimed.unlink()
-            except (OSError, ValueError, TypeError, sqlite3.Error) as exc:
+            except (OSError, ValueError, TypeError, *getattr(self.store, "errors", ())) as exc:
                 log.error("tokenid: could not load spooled events from %s (kept for a later try): %s", file, exc)
                 with contextlib.suppress(OSError):
                     claimed.rename(file)
@@ -241,7 +275,7 @@ class Journal:
         return self.store.iter_events(where, params)
 
     def __repr__(self) -> str:
-        return f"Journal({str(self.path)!r})"
+        return f"Journal({self.location!r})"
 
 
 def _spooled_row(value: object) -> tuple[Any, ...]:
@@ -263,21 +297,27 @@ def _lower_priority() -> None:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
 
 
-def _resolve_path(target: str | os.PathLike[str] | None) -> Path:
+def _resolve(target: str | os.PathLike[str] | None) -> tuple[str, Path | str]:
+    """("sqlite", absolute path) or ("postgresql", URL) for a journal target."""
     raw = os.fspath(target) if target is not None else default_journal_target()
     if not isinstance(raw, str) or not raw:
-        raise ConfigError(f"journal must be a path, a sqlite:/// URL or a Journal, got {target!r}")
+        raise ConfigError(f"journal must be a path, a sqlite:/// or postgresql:// URL, or a Journal, got {target!r}")
     if raw.startswith(("postgresql://", "postgres://")):
-        raise ConfigError("journal: PostgreSQL journals are not available in this version; use a SQLite path")
+        return "postgresql", raw
     if raw.startswith("sqlite:///"):
         raw = raw[len("sqlite:///"):]
         raw = "/" + raw if raw and not raw.startswith("/") and raw[1:2] != ":" and os.name != "nt" else raw
     elif "://" in raw:
-        raise ConfigError(f"journal: unsupported URL scheme in {raw!r}; accepted: a file path or sqlite:///PATH")
-    return Path(raw).expanduser().resolve()
+        raise ConfigError(f"journal: unsupported URL scheme in {raw!r}; accepted: a file path, sqlite:///PATH or "
+                          "postgresql://USER@HOST/DATABASE")
+    return "sqlite", Path(raw).expanduser().resolve()
 
 
-_JOURNALS: dict[Path, Journal] = {}
+def _key(target: str | os.PathLike[str] | None) -> str:
+    return str(_resolve(target)[1])
+
+
+_JOURNALS: dict[str, Journal] = {}
 _LIVE: weakref.WeakSet[Journal] = weakref.WeakSet()  # every open journal, flushed at interpreter exit
 _REGISTRY_LOCK = threading.Lock()
 
@@ -286,16 +326,16 @@ def get_journal(target: Journal | str | os.PathLike[str] | None = None) -> Journ
     """The process-wide Journal for a path (``None``: the default path); created on first use."""
     if isinstance(target, Journal):
         return target
-    path = _resolve_path(target)
+    key = _key(target)
     with _REGISTRY_LOCK:
-        journal = _JOURNALS.get(path)
+        journal = _JOURNALS.get(key)
         if journal is None:
             try:
-                journal = _JOURNALS[path] = Journal(path)
-            except JournalError:
+                journal = _JOURNALS[key] = Journal(key)
+            except (JournalError, ConfigError):
                 raise
             except (OSError, sqlite3.Error) as exc:
-                raise JournalError(f"cannot open the journal at {path}: {exc}") from exc
+                raise JournalError(f"cannot open the journal at {key}: {exc}") from exc
         return journal
 
 
@@ -305,7 +345,7 @@ def _flush_all_at_exit() -> None:
         try:
             journal.close()
         except Exception as exc:  # at exit there is nobody left to raise to
-            log.error("tokenid: flushing %s at exit failed: %s", journal.path, exc)
+            log.error("tokenid: flushing %s at exit failed: %s", journal.location, exc)
 
 
 def _after_fork_in_child() -> None:
@@ -313,7 +353,7 @@ def _after_fork_in_child() -> None:
     # items are the parent's to write, so the child starts empty.
     for journal in list(_LIVE):
         journal._reset_runtime()
-        journal.store._local = threading.local()
+        journal.store._local = threading.local()  # type: ignore[attr-defined]
 
 
 if hasattr(os, "register_at_fork"):

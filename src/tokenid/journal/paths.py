@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 from pathlib import Path
 
-__all__ = ["default_journal_target"]
+__all__ = ["default_journal_target", "local_state_path"]
 
 
 def _user_data_dir() -> Path:
@@ -26,3 +27,10 @@ def default_journal_target() -> str:
     ``~/Library/Application Support/tokenid``; Windows: ``%LOCALAPPDATA%\\tokenid``.
     """
     return os.environ.get("TOKENID_JOURNAL") or str(_user_data_dir() / "journal.db")
+
+
+def local_state_path(location: str) -> Path:
+    """A per-user local file standing for a shared (PostgreSQL) journal: its spool folder and local budget
+    counters sit beside it. One per database URL (without the password)."""
+    digest = hashlib.sha256(location.encode()).hexdigest()[:16]
+    return _user_data_dir() / f"postgresql-{digest}.db"

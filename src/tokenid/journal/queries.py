@@ -32,13 +32,14 @@ _SUMS = """
   COALESCE(SUM(output_tokens), 0) AS output_tokens,
   COALESCE(SUM(reasoning_tokens), 0) AS reasoning_tokens,
   SUM(cost_nanousd) AS cost_nanousd,
-  SUM(cost_nanousd IS NULL AND status != 'blocked') AS unpriced,
-  SUM(status = 'error') AS errors,
-  SUM(status = 'blocked') AS blocked,
-  SUM(status = 'aborted') AS aborted,
-  SUM(enforcement IS NOT NULL AND enforcement NOT LIKE '%"shadow": true%'
-      AND (enforcement LIKE '%"action": "rewrite"%' OR enforcement LIKE '%"action": "downgrade"%')) AS rewritten,
-  SUM(usage_source = 'estimated') AS estimated
+  SUM(CASE WHEN cost_nanousd IS NULL AND status != 'blocked' THEN 1 ELSE 0 END) AS unpriced,
+  SUM(CASE WHEN status = 'error' THEN 1 ELSE 0 END) AS errors,
+  SUM(CASE WHEN status = 'blocked' THEN 1 ELSE 0 END) AS blocked,
+  SUM(CASE WHEN status = 'aborted' THEN 1 ELSE 0 END) AS aborted,
+  SUM(CASE WHEN enforcement IS NOT NULL AND enforcement NOT LIKE '%"shadow": true%'
+      AND (enforcement LIKE '%"action": "rewrite"%' OR enforcement LIKE '%"action": "downgrade"%')
+      THEN 1 ELSE 0 END) AS rewritten,
+  SUM(CASE WHEN usage_source = 'estimated' THEN 1 ELSE 0 END) AS estimated
 """
 
 
@@ -70,7 +71,7 @@ def totals(journal: Journal, by: str, *, since: str | None = None, until: str | 
         raise ConfigError(f"unknown grouping {by!r}; accepted: {', '.join(GROUPS)}")
     where, params = _where(since, until)
     sql = (f"SELECT {key} AS key, {_SUMS} FROM events {where} "
-           "GROUP BY 1 ORDER BY COALESCE(cost_nanousd, -1) DESC, calls DESC")
+           "GROUP BY 1 ORDER BY COALESCE(SUM(cost_nanousd), -1) DESC, COUNT(*) DESC, 1")
     return [_money(dict(r)) for r in journal.store.query(sql, params)]
 
 

@@ -27,8 +27,14 @@ _BUSY_TIMEOUT_MS = 60_000
 class SQLiteStore:
     """One SQLite journal file. Each thread gets its own connection."""
 
+    dialect = "sqlite"
+    errors: tuple[type[BaseException], ...] = (sqlite3.Error,)
+    #: what a concurrent writer can cause ("database is locked"): worth another try
+    transient_errors: tuple[type[BaseException], ...] = (sqlite3.OperationalError,)
+
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.location = str(path)
         self._local = threading.local()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -108,6 +114,10 @@ class SQLiteStore:
         conn = self._connection()
         for values in conn.execute(sql, params):
             yield decode_row(values)
+
+    def json_text(self, column: str) -> str:
+        """SQL for the text of key ``?`` of the JSON object in ``column`` (the key is the parameter)."""
+        return f"json_extract({column}, '$.\"' || ? || '\"')"
 
     def close(self) -> None:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
