@@ -4,9 +4,11 @@ Azure bills a Cognitive Services *account* per day per *meter* and never names a
 (shared/azure-billing/EXPORTS.md §4, §6). The journal knows each call's account (the endpoint host), deployment,
 model, deployment type and tokens by direction. :func:`reconcile` joins the two:
 
-1. invoice rows are summed per (account, day, meter) and each meter name is parsed (:mod:`tokenid.azure.meters`);
+1. invoice rows are summed per (account, day, meter) and each meter name is parsed (:mod:`tokenid.azure.invoice`,
+   :mod:`tokenid.azure.meters`);
 2. journaled tokens are summed per (account, day, deployment, session, model, deployment type) and split into the
-   disjoint directions a meter bills (input, cached input, output, audio ...), each with its list-price cost;
+   disjoint directions a meter bills (input, cached input, output, audio ...), each with its list-price cost
+   (:mod:`tokenid.azure.journaled`);
 3. each token meter line takes the journal's tokens of the same model, version, deployment type and direction;
    a line left over takes tokens of the same model and direction journaled under another deployment type, which
    is evidence that the deployment is of the meter's type (a *learned mapping*);
@@ -22,22 +24,37 @@ journaled: traffic that bypassed TokenID, or a missing account mapping), ``journ
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, timezone
 from decimal import Context, Decimal, InvalidOperation
 from typing import Any, Final
 
 from ..errors import ConfigError
 from ..journal import Journal
 from ..pricing.engine import Pricer
-from ..pricing.models import ModelNames
-from ..pricing.rates import COMPONENTS, component_costs, split_tokens, tidy
-from ..usage import Usage
+from ..pricing.rates import tidy
 from .exports import CostLine, ReadSummary
+from .invoice import (
+    UNIT_METERS,
+    InvoiceLine,
+    billing_kind,
+    block_size,
+    collect_invoice,
+    is_token_meter,
+    unit_meter,
+)
+from .journaled import (
+    TokenGroup,
+    UnitGroup,
+    account_name,
+    account_of_host,
+    is_fine_tuned,
+    token_groups,
+    unit_groups_of,
+)
 from .meters import MeterInfo, parse_meter
 
 __all__ = [
@@ -57,7 +74,6 @@ _CTX = Context(prec=60)
 _ZERO = Decimal(0)
 _MILLION = Decimal(1_000_000)
 _HUNDRED = Decimal(100)
-_TOKEN_DIRECTIONS = frozenset(COMPONENTS)
 # A direction the invoice has no meter for is billed on the nearest more general one (what Rates falls back to).
 _FALLBACK: Final[dict[str, str]] = {
     "cached_input": "input",
@@ -68,35 +84,6 @@ _FALLBACK: Final[dict[str, str]] = {
     "cached_image_input": "image_input",
     "audio_output": "output",
 }
-# Host suffixes of Azure OpenAI endpoints: the first label is the account's custom subdomain (usually its name).
-_AZURE_HOSTS = (".openai.azure.com", ".cognitiveservices.azure.com", ".services.ai.azure.com",
-                ".openai.azure.us", ".cognitiveservices.azure.us")
-
-
-def account_of_host(host: str | None, accounts: Mapping[str, str] | None = None) -> str | None:
-    """The account name a journaled endpoint host belongs to: ``accounts[host]`` when given, else the first label
-    of an Azure OpenAI host (``contoso-oai.openai.azure.com`` → ``contoso-oai``), else the host itself."""
-    if not host:
-        return None
-    host = host.lower()
-    if accounts:
-        mapped = accounts.get(host)
-        if mapped is not None:
-            return _account_name(mapped)
-    for suffix in _AZURE_HOSTS:
-        if host.endswith(suffix):
-            return host[: -len(suffix)]
-    return host
-
-
-def _account_name(value: str) -> str:
-    """An account name from a name or a ResourceId (``…/accounts/NAME``), lower-cased."""
-    value = value.strip().lower().rstrip("/")
-    marker = "/accounts/"
-    i = value.rfind(marker)
-    if i >= 0:
-        value = value[i + len(marker):].split("/", 1)[0]
-    return value
 
 
 # --- results --------------------------------------------------------------------------------------------------------
@@ -154,7 +141,7 @@ class LineResult:
             "model": info.model if info else None,
             "version": info.version if info else None,
             "direction": info.direction if info else None,
-            "deployment_type": _kind_of(info) if info else None,
+            "deployment_type": billing_kind(info) if info else None,
             "unit": self.unit,
             "currency": self.currency,
             "invoice_quantity": _text(self.invoice_quantity),
@@ -263,303 +250,10 @@ class ReconcileResult:
         }
 
 
-# --- the invoice side -------------------------------------------------------------------------------------------------
-@dataclass(slots=True)
-class _InvoiceLine:
-    day: date
-    account_id: str
-    account_name: str
-    meter_name: str
-    unit: str
-    currency: str
-    quantity: Decimal = _ZERO
-    cost: Decimal = _ZERO
-    cost_usd: Decimal | None = _ZERO
-    meter_ids: set[str] = field(default_factory=set)
-    charge_types: set[str] = field(default_factory=set)
-    units_seen: set[str] = field(default_factory=set)
-    on_account: bool = True
-
-
-def _usd(line: CostLine, fx: Mapping[str, Decimal]) -> Decimal | None:
-    """The row's cost in USD: the export's own USD column, else billing cost ÷ the exchange rate (pricing USD →
-    billing currency) the row or the user gave; None when there is none."""
-    if line.cost_usd is not None:
-        return line.cost_usd
-    if line.currency.upper() == "USD":
-        return line.cost
-    rate = line.exchange_rate if line.exchange_rate else fx.get(line.currency.upper())
-    if rate is None or rate == 0:
-        return None
-    return _CTX.divide(line.cost, rate)
-
-
-def _collect(lines: Iterable[CostLine], fx: Mapping[str, Decimal]) -> dict[tuple[str, date, str], _InvoiceLine]:
-    """Sum the export's rows per (account, day, meter): Azure may split one meter-day over rows (regions,
-    meter ids, charge types)."""
-    out: dict[tuple[str, date, str], _InvoiceLine] = {}
-    for line in lines:
-        key = (line.account_id, line.day, line.meter_name)
-        agg = out.get(key)
-        if agg is None:
-            on_account = "/accounts/" in line.account_id
-            agg = out[key] = _InvoiceLine(line.day, line.account_id, line.account_name.lower(), line.meter_name,
-                                          line.unit_of_measure, line.currency.upper() or "?", on_account=on_account)
-        agg.quantity += line.quantity
-        agg.cost += line.cost
-        usd = _usd(line, fx)
-        agg.cost_usd = None if usd is None or agg.cost_usd is None else agg.cost_usd + usd
-        if line.meter_id:
-            agg.meter_ids.add(line.meter_id.lower())
-        agg.charge_types.add(line.charge_type or "Usage")
-        agg.units_seen.add(line.unit_of_measure)
-    return out
-
-
-def _block_size(unit_of_measure: str, info: MeterInfo) -> Decimal | None:
-    """Tokens per quantity block: from UnitOfMeasure (``1K``, ``1M``, ``10K``), else the meter name's unit."""
-    text = unit_of_measure.strip().upper().replace(" ", "")
-    for suffix, scale in (("K", 1000), ("M", 1_000_000)):
-        if text.endswith(suffix) and text[:-1].isdigit():
-            return Decimal(int(text[:-1]) * scale)
-    if info.unit == "tokens_1k":
-        return Decimal(1000)
-    if info.unit == "tokens_1m":
-        return _MILLION
-    return None
-
-
-def _kind_of(info: MeterInfo) -> str | None:
-    """The journal's deployment type a meter bills (``priority:global`` for priority processing)."""
-    if info.billing_mode == "priority" and info.deployment_type:
-        return f"priority:{info.deployment_type}"
-    return info.pricing_deployment_type
-
-
-def _is_token_meter(info: MeterInfo) -> bool:
-    return (not info.unknown and info.model is not None and info.direction in _TOKEN_DIRECTIONS
-            and (info.unit or "").startswith("tokens") and info.context_tier is None
-            and set(info.qualifiers) <= {"fine_tuned"} and info.billing_mode not in ("provisioned",))
-
-
-# --- the journal side -------------------------------------------------------------------------------------------------
-_GROUP_SQL = """
-SELECT resource, substr(started_at, 1, 10) AS day, deployment, model_served, model_requested, canonical_model,
-       deployment_type, region, service_tier, batch_id IS NOT NULL AS batch, session_id,
-       COUNT(*) AS calls,
-       COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0), COALESCE(SUM(cached_input_tokens), 0),
-       COALESCE(SUM(reasoning_tokens), 0), COALESCE(SUM(audio_input_tokens), 0),
-       COALESCE(SUM(audio_output_tokens), 0), COALESCE(SUM(cache_write_tokens), 0),
-       COALESCE(SUM(image_input_tokens), 0), COALESCE(SUM(cached_audio_input_tokens), 0),
-       SUM(cost_nanousd)
-FROM events
-WHERE provider = 'azure_openai' AND started_at >= ? AND started_at < ? AND status != 'blocked'
-  AND COALESCE(cache_hit, 0) = 0 AND input_tokens IS NOT NULL
-GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11
-"""
-
-
-@dataclass(slots=True)
-class _Group:
-    """Journaled tokens of one (account, day, deployment, session, model, type, ...) and their list cost."""
-
-    account: str
-    day: date
-    deployment: str | None
-    session_id: str | None
-    family: str | None
-    version: str | None
-    kind: str | None
-    pricing_key: tuple[Any, ...]
-    tokens: dict[str, int]
-    list_cost: dict[str, Decimal]  # per direction, scaled so the directions sum to the journaled cost
-    list_rate: dict[str, Decimal]  # USD per 1M tokens per direction (journaled cost basis)
-    consumed: set[str] = field(default_factory=set)
-
-
-# OpenAI model ids whose Azure meters spell the family differently (`Az-Speech-Text to Speech HD Characters` bills
-# tts-1-hd, `Az-Speech-Whisper …` whisper-1).
-_METER_FAMILIES: Final[dict[str, str]] = {"tts-1": "tts", "tts-1-hd": "tts-hd", "whisper-1": "whisper"}
-
-
-def _canonical_parts(canonical: str | None) -> tuple[str | None, str | None]:
-    if not canonical:
-        return None, None
-    if canonical in _METER_FAMILIES:
-        return _METER_FAMILIES[canonical], None
-    family = ModelNames.unversioned(canonical)
-    version = canonical[len(family) + 1:] or None
-    return family, version
-
-
-def _usage(values: tuple[int, ...]) -> Usage:
-    inp, out, cached, reasoning, audio_in, audio_out, write, image, cached_audio = values
-    return Usage(input_tokens=inp, output_tokens=out, cached_input_tokens=cached, reasoning_tokens=reasoning,
-                 audio_input_tokens=audio_in, audio_output_tokens=audio_out, cache_write_tokens=write,
-                 image_input_tokens=image, cached_audio_input_tokens=cached_audio)
-
-
-def _journal_groups(journal: Journal, start: date, end: date, accounts: Mapping[str, str] | None,
-                    account: str | None, pricer: Pricer) -> dict[tuple[str, date], list[_Group]]:
-    """The journal's Azure tokens per (account, day), in groups that carry their per-direction list cost."""
-    rows = journal.store.query(_GROUP_SQL, (start.isoformat(), (end + timedelta(days=1)).isoformat()))
-    out: dict[tuple[str, date], list[_Group]] = defaultdict(list)
-    for row in rows:
-        (host, day_text, deployment, served, requested, canonical, dtype, region, tier, batch, session, _calls,
-         *counts, nanos) = tuple(row)
-        name = account_of_host(host, accounts)
-        if name is None or (account is not None and name != account):
-            continue
-        day = date.fromisoformat(day_text)
-        usage = _usage(tuple(int(c) for c in counts))
-        family, version = _canonical_parts(canonical)
-        kind = f"priority:{dtype}" if tier == "priority" and dtype else dtype
-        tokens: dict[str, int] = {}
-        costs: dict[str, Decimal] = {}
-        rates: dict[str, Decimal] = {}
-        at = datetime.combine(day, time(12), tzinfo=timezone.utc)
-        priced = pricer.price(provider="azure_openai", usage=usage, model_served=canonical or served,
-                              model_requested=requested, deployment=deployment, at=at, batch=bool(batch),
-                              service_tier=tier, region=region)
-        lines = component_costs(priced.rates, usage, priced.multiplier or Decimal(1)) if priced.rates else ()
-        derived = sum((ln.cost_usd for ln in lines), _ZERO)
-        journaled = Decimal(nanos).scaleb(-9) if nanos is not None else None
-        # What was journaled is the truth of the journal (it may carry the user's own overrides): spread it over
-        # the directions in proportion to the list price of each.
-        scale = _CTX.divide(journaled, derived) if journaled is not None and derived else Decimal(1)
-        for ln in lines:
-            if ln.tokens:
-                tokens[ln.component] = ln.tokens
-                cost = _CTX.multiply(ln.cost_usd, scale)
-                costs[ln.component] = cost
-                rates[ln.component] = _CTX.divide(_CTX.multiply(cost, _MILLION), ln.tokens)
-        if not lines:  # not priceable here: the tokens still count for quantities and shares
-            for name, count in zip(COMPONENTS, split_tokens(usage), strict=True):
-                if count:
-                    tokens[name] = count
-        out[(name, day)].append(_Group(name, day, deployment, session, family, version, kind,
-                                       (deployment, canonical, dtype, region, tier, bool(batch), day),
-                                       tokens, costs, rates))
-    return out
-
-
-# Meter units billed per something other than tokens: the journal's unit (tokenid.units) and the block size.
-_UNIT_METERS: Final[dict[str, tuple[str, Decimal]]] = {
-    "images_100": ("images", Decimal(100)),
-    "images": ("images", Decimal(1)),
-    "characters_1m": ("characters", _MILLION),
-    "characters_1k": ("characters", Decimal(1000)),
-    "hours": ("audio_seconds", Decimal(3600)),
-    "calls_1k": ("calls", Decimal(1000)),
-}
-_UNITS_SQL = """
-SELECT resource, substr(started_at, 1, 10), deployment, COALESCE(canonical_model, model_served), deployment_type,
-       session_id, units, units_cost_usd
-FROM events
-WHERE provider = 'azure_openai' AND started_at >= ? AND started_at < ? AND status != 'blocked'
-  AND COALESCE(cache_hit, 0) = 0 AND units IS NOT NULL
-"""
-
-
-def _unit_meter(info: MeterInfo) -> tuple[str, Decimal] | None:
-    """(journal unit, block size) of a meter billed per image, character, audio hour or tool call; None for
-    token meters and for hours of hosting or training (capacity)."""
-    if info.unknown or info.unit not in _UNIT_METERS:
-        return None
-    if info.unit == "hours" and info.direction != "audio_input":
-        return None
-    return _UNIT_METERS[info.unit]
-
-
-@dataclass(slots=True)
-class _UnitGroup:
-    """Journaled units of one kind (images of one quality and size, characters, audio seconds, tool calls)."""
-
-    account: str
-    day: date
-    deployment: str | None
-    session_id: str | None
-    family: str | None
-    unit: str
-    qualifiers: frozenset[str]
-    service: str | None = None
-    amount: Decimal = _ZERO
-    cost: Decimal | None = _ZERO
-    consumed: bool = False
-
-    def fits(self, info: MeterInfo) -> bool:
-        """Whether meter ``info`` bills these units."""
-        found = _unit_meter(info)
-        if found is None:
-            return False
-        unit = found[0]
-        if unit == "calls":
-            return self.service is not None and self.service == info.service
-        if unit != self.unit or self.consumed or (info.model is not None and info.model != self.family):
-            return False
-        if unit == "images":
-            if ("hd" in info.qualifiers) != ("hd" in self.qualifiers):
-                return False
-            resolution = set(info.qualifiers) & {"high_res", "low_res"}
-            return not resolution or bool(resolution & self.qualifiers)
-        return True
-
-
-def _image_qualifiers(units: Mapping[str, Any]) -> frozenset[str]:
-    out = set()
-    if str(units.get("image_quality", "")).lower() == "hd":
-        out.add("hd")
-    size = str(units.get("image_size", ""))
-    if size:
-        out.add("low_res" if size == "1024x1024" else "high_res")
-    return frozenset(out)
-
-
-def _journal_units(journal: Journal, start: date, end: date, accounts: Mapping[str, str] | None,
-                   account: str | None) -> dict[tuple[str, date], list[_UnitGroup]]:
-    """The journal's Azure non-token units per (account, day), grouped like the meters that bill them."""
-    rows = journal.store.query(_UNITS_SQL, (start.isoformat(), (end + timedelta(days=1)).isoformat()))
-    groups: dict[tuple[Any, ...], _UnitGroup] = {}
-    for host, day_text, deployment, model, _dtype, session, units_text, units_cost in rows:
-        name = account_of_host(host, accounts)
-        if name is None or (account is not None and name != account):
-            continue
-        try:
-            units = json.loads(units_text)
-        except ValueError:
-            continue
-        if not isinstance(units, dict):
-            continue
-        family, _ = _canonical_parts(model)
-        day = date.fromisoformat(day_text)
-        found: list[tuple[str, frozenset[str], str | None, Decimal]] = []
-        for unit, service in (("images", None), ("characters", None), ("audio_seconds", None),
-                              ("file_search_calls", "file_search_calls"), ("web_search_calls", "web_search_calls")):
-            value = units.get(unit)
-            if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
-                quals = _image_qualifiers(units) if unit == "images" else frozenset()
-                found.append(("calls" if service else unit, quals, service, Decimal(str(value))))
-        for unit, quals, service, amount in found:
-            key = (name, day, deployment, session, family, unit, quals, service)
-            group = groups.get(key)
-            if group is None:
-                group = groups[key] = _UnitGroup(name, day, deployment, session, family, unit, quals, service)
-            group.amount += amount
-            # the units' cost is attributable when the call billed one kind of unit only
-            if units_cost is None or len(found) != 1 or group.cost is None:
-                group.cost = None
-            else:
-                group.cost += Decimal(units_cost)
-    out: dict[tuple[str, date], list[_UnitGroup]] = defaultdict(list)
-    for group in groups.values():
-        out[(group.account, group.day)].append(group)
-    return out
-
-
 # --- matching -------------------------------------------------------------------------------------------------------
 @dataclass(slots=True)
 class _Take:
-    group: _Group
+    group: TokenGroup
     direction: str  # the group's own direction (may be a fallback of the line's)
     tokens: int
 
@@ -568,14 +262,14 @@ def _versions_match(meter_version: str | None, journal_version: str | None) -> b
     return meter_version is None or journal_version is None or meter_version == journal_version
 
 
-def _candidates(groups: list[_Group], info: MeterInfo, kind: str | None, directions: set[str],
+def _candidates(groups: list[TokenGroup], info: MeterInfo, kind: str | None, directions: set[str],
                 same_kind: bool) -> list[_Take]:
     takes: list[_Take] = []
     tuned = "fine_tuned" in info.qualifiers
     for g in groups:
         if g.family != info.model or not _versions_match(info.version, g.version):
             continue
-        if _fine_tuned(g, info) != tuned:
+        if is_fine_tuned(g, info) != tuned:
             continue
         if (g.kind == kind) != same_kind:
             continue
@@ -628,21 +322,21 @@ def reconcile(
     rates_fx = {k.upper(): _decimal(v, f"fx[{k}]") for k, v in (fx or {}).items()}
     ptus = {k: _decimal(v, f"capacities[{k}]") for k, v in (capacities or {}).items()}
     host_map = {k.lower(): v for k, v in (accounts or {}).items()}
-    only = _account_name(account) if account else None
+    only = account_name(account) if account else None
     if start is not None and end is not None and start > end:
         raise ConfigError(f"start ({start}) is after end ({end})")
 
-    invoice = _collect(lines, rates_fx)
+    invoice = collect_invoice(lines, rates_fx)
     if only is not None:
         invoice = {k: v for k, v in invoice.items() if v.account_name == only or v.account_id == account}
     days = [k[1] for k in invoice]
     lo = start or (min(days) if days else None)
     hi = end or (max(days) if days else None)
-    groups: dict[tuple[str, date], list[_Group]] = {}
-    unit_groups: dict[tuple[str, date], list[_UnitGroup]] = {}
+    groups: dict[tuple[str, date], list[TokenGroup]] = {}
+    unit_groups: dict[tuple[str, date], list[UnitGroup]] = {}
     if lo is not None and hi is not None:
-        groups = _journal_groups(journal, lo, hi, host_map, only, pricer or Pricer())
-        unit_groups = _journal_units(journal, lo, hi, host_map, only)
+        groups = token_groups(journal, lo, hi, host_map, only, pricer or Pricer())
+        unit_groups = unit_groups_of(journal, lo, hi, host_map, only)
 
     engine = _Engine(groups, unit_groups, ptus, tolerance)
     results = engine.run(invoice)
@@ -661,8 +355,8 @@ def reconcile(
 class _Engine:
     """One run's matching state: the journal groups, what each line took, and what was learned."""
 
-    def __init__(self, groups: dict[tuple[str, date], list[_Group]],
-                 unit_groups: dict[tuple[str, date], list[_UnitGroup]], ptus: Mapping[str, Decimal],
+    def __init__(self, groups: dict[tuple[str, date], list[TokenGroup]],
+                 unit_groups: dict[tuple[str, date], list[UnitGroup]], ptus: Mapping[str, Decimal],
                  tolerance: Decimal) -> None:
         self.groups = groups
         self.unit_groups = unit_groups
@@ -682,17 +376,17 @@ class _Engine:
     def mapping_list(self) -> list[LearnedMapping]:
         return sorted(self.mappings.values(), key=lambda m: (m.account, m.deployment))
 
-    def run(self, invoice: Mapping[tuple[str, date, str], _InvoiceLine]) -> list[LineResult]:
+    def run(self, invoice: Mapping[tuple[str, date, str], InvoiceLine]) -> list[LineResult]:
         parsed = {key: parse_meter(line.meter_name, line.unit or None) for key, line in invoice.items()}
         # which (model, version, kind, direction) the invoice bills per account-day, for direction fallbacks
         billed: dict[tuple[str, date, str | None, str | None, str | None], set[str]] = defaultdict(set)
         for key, info in parsed.items():
             line = invoice[key]
-            if _is_token_meter(info):
-                billed[(line.account_name, line.day, info.model, info.version, _kind_of(info))].add(
+            if is_token_meter(info):
+                billed[(line.account_name, line.day, info.model, info.version, billing_kind(info))].add(
                     str(info.direction))
         results: dict[tuple[str, date, str], LineResult] = {}
-        token_keys = [k for k, info in parsed.items() if _is_token_meter(info) and invoice[k].on_account]
+        token_keys = [k for k, info in parsed.items() if is_token_meter(info) and invoice[k].on_account]
         # pass 1: same model, version, type and direction; pass 2: the same model and direction journaled under
         # another deployment type (the invoice is the evidence of the deployment's real type)
         for same_kind in (True, False):
@@ -700,7 +394,7 @@ class _Engine:
                 if key in results:
                     continue
                 line, info = invoice[key], parsed[key]
-                kind = _kind_of(info)
+                kind = billing_kind(info)
                 directions = _fallbacks_into(
                     str(info.direction), billed[(line.account_name, line.day, info.model, info.version, kind)])
                 takes = _candidates(self.groups.get((line.account_name, line.day), []), info, kind, directions,
@@ -709,7 +403,7 @@ class _Engine:
                     results[key] = self._matched(line, info, takes, learned=not same_kind)
         for key, line in invoice.items():
             info = parsed[key]
-            if key in results or not line.on_account or _unit_meter(info) is None:
+            if key in results or not line.on_account or unit_meter(info) is None:
                 continue
             found = [g for g in self.unit_groups.get((line.account_name, line.day), []) if g.fits(info)]
             if found:
@@ -718,9 +412,9 @@ class _Engine:
             if key in results:
                 continue
             info = parsed[key]
-            unit_meter = _unit_meter(info)
-            if (_is_token_meter(info) or unit_meter is not None) and line.on_account:
-                what = f"{unit_meter[0].replace('_', ' ')} of this model" if unit_meter is not None else \
+            billed_units = unit_meter(info)
+            if (is_token_meter(info) or billed_units is not None) and line.on_account:
+                what = f"{billed_units[0].replace('_', ' ')} of this model" if billed_units is not None else \
                     "tokens of this model, type and direction"
                 results[key] = self._line(line, info, "invoice_only",
                                           f"billed, but no journaled {what} on this account and day (traffic "
@@ -737,7 +431,7 @@ class _Engine:
         return out
 
     # -- lines ---------------------------------------------------------------------------------------------------
-    def _line(self, line: _InvoiceLine, info: MeterInfo | None, status: str, note: str = "") -> LineResult:
+    def _line(self, line: InvoiceLine, info: MeterInfo | None, status: str, note: str = "") -> LineResult:
         units = sorted(line.units_seen)
         if len(units) > 1:
             note = (note + "; " if note else "") + f"rows disagree on UnitOfMeasure: {', '.join(units)}"
@@ -748,7 +442,7 @@ class _Engine:
             invoice_cost_usd=line.cost_usd, note=note,
         )
 
-    def _matched(self, line: _InvoiceLine, info: MeterInfo, takes: list[_Take], *, learned: bool) -> LineResult:
+    def _matched(self, line: InvoiceLine, info: MeterInfo, takes: list[_Take], *, learned: bool) -> LineResult:
         result = self._line(line, info, "matched")
         direction = str(info.direction)
         tokens = sum(t.tokens for t in takes)
@@ -756,7 +450,7 @@ class _Engine:
         priced = all(t.direction in t.group.list_cost for t in takes)
         result.journal_tokens = tokens
         result.journal_cost_usd = tidy(cost) if priced else None
-        notes = self._compare(result, line, _block_size(line.unit, info), Decimal(tokens), "tokens")
+        notes = self._compare(result, line, block_size(line.unit, info), Decimal(tokens), "tokens")
         folded = sorted({t.direction for t in takes} - {direction})
         if folded:
             notes.append(f"includes {', '.join(folded)} tokens (no meter of their own on this invoice)")
@@ -782,11 +476,11 @@ class _Engine:
         if learned:
             kinds = sorted({str(t.group.kind) for t in takes})
             notes.append(f"journal had these deployments as {', '.join(kinds)}; the invoice bills them as "
-                         f"{_kind_of(info)}")
+                         f"{billing_kind(info)}")
         result.note = "; ".join(filter(None, [result.note, *notes]))
         return result
 
-    def _compare(self, result: LineResult, line: _InvoiceLine, block: Decimal | None, amount: Decimal,
+    def _compare(self, result: LineResult, line: InvoiceLine, block: Decimal | None, amount: Decimal,
                  what: str) -> list[str]:
         """Quantity and cost variance of a line whose journal side is filled in; sets the status, returns notes."""
         notes: list[str] = []
@@ -814,10 +508,10 @@ class _Engine:
                              f"(block {block})")
         return notes
 
-    def _matched_units(self, line: _InvoiceLine, info: MeterInfo, takes: list[_UnitGroup]) -> LineResult:
+    def _matched_units(self, line: InvoiceLine, info: MeterInfo, takes: list[UnitGroup]) -> LineResult:
         """A meter billed per image, character, hour of audio or tool call, beside the journal's unit counts."""
         result = self._line(line, info, "matched")
-        unit, block = _UNIT_METERS[str(info.unit)]  # a unit meter: _unit_meter(info) is not None
+        unit, block = UNIT_METERS[str(info.unit)]  # a unit meter: unit_meter(info) is not None
         amount = sum((g.amount for g in takes), _ZERO)
         priced = all(g.cost is not None for g in takes)
         result.journal_cost_usd = tidy(sum((g.cost or _ZERO for g in takes), _ZERO)) if priced else None
@@ -830,8 +524,8 @@ class _Engine:
         result.note = "; ".join(filter(None, [result.note, *notes]))
         return result
 
-    def _learn(self, line: _InvoiceLine, info: MeterInfo, group: _Group, learned: bool) -> None:
-        kind = _kind_of(info) or ""
+    def _learn(self, line: InvoiceLine, info: MeterInfo, group: TokenGroup, learned: bool) -> None:
+        kind = billing_kind(info) or ""
         key = (line.account_name, str(group.deployment))
         if key in self.mappings and not learned:
             return
@@ -841,7 +535,7 @@ class _Engine:
             evidence=f"{line.meter_name} on {line.day}", journal_deployment_type=group.kind,
             changed=learned and group.kind != kind)
 
-    def _capacity(self, line: _InvoiceLine, info: MeterInfo) -> LineResult:
+    def _capacity(self, line: InvoiceLine, info: MeterInfo) -> LineResult:
         """Provisioned throughput, hosting, tools, storage, images...: allocated, labelled, never dropped."""
         result = self._line(line, info, "capacity")
         groups = self.groups.get((line.account_name, line.day), []) if line.on_account else []
@@ -867,7 +561,7 @@ class _Engine:
             else:
                 basis_note = "no provisioned deployment journaled on this account and day: unallocated"
         elif info.direction == "hosting":
-            hosted = sorted({str(g.deployment) for g in groups if g.deployment and _fine_tuned(g, info)})
+            hosted = sorted({str(g.deployment) for g in groups if g.deployment and is_fine_tuned(g, info)})
             if hosted:
                 share = _CTX.divide(Decimal(1), Decimal(len(hosted)))
                 allocations = [self._share(line, d, None, 0, share, "time") for d in hosted]
@@ -885,12 +579,12 @@ class _Engine:
         result.note = "; ".join(filter(None, [result.note, basis_note]))
         return result
 
-    def _share(self, line: _InvoiceLine, deployment: str | None, session: str | None, tokens: int, share: Decimal,
+    def _share(self, line: InvoiceLine, deployment: str | None, session: str | None, tokens: int, share: Decimal,
                basis: str) -> Allocation:
         cost = tidy(_CTX.multiply(line.cost_usd, share)) if line.cost_usd is not None else None
         return Allocation(deployment, session, tokens, share, cost, basis)
 
-    def _by_tokens(self, line: _InvoiceLine, groups: list[_Group], basis: str) -> list[Allocation]:
+    def _by_tokens(self, line: InvoiceLine, groups: list[TokenGroup], basis: str) -> list[Allocation]:
         per: dict[tuple[str | None, str | None], int] = defaultdict(int)
         for g in groups:
             per[(g.deployment, g.session_id)] += sum(g.tokens.values())
@@ -937,13 +631,6 @@ class _Engine:
                                         _CTX.divide(Decimal(t.tokens), Decimal(tokens)), None, "tokens")
                              for t in takes],
             )
-
-
-def _fine_tuned(group: _Group, info: MeterInfo) -> bool:
-    model = group.pricing_key[1] or ""
-    deployment = group.deployment or ""
-    tuned = model.startswith("ft:") or ".ft-" in model or "-ft-" in model or "ft" in deployment.lower().split("-")
-    return tuned and (info.model is None or group.family is None or group.family == info.model)
 
 
 def _pct(delta: Decimal, base: Decimal) -> Decimal | None:
