@@ -224,3 +224,34 @@ def test_reconciliation_gives_the_same_result_on_postgres(pg_url: str, tmp_path:
         journal.close()
     assert results[0] == results[1]
     assert results[0][1] == 30 and {k for k, _, _ in results[0][2]} == {"t0", "t1"}
+
+
+def test_a_dropped_connection_is_reopened_and_nothing_is_lost(pg_url: str) -> None:
+    journal = Journal(pg_url)
+    journal.store.insert([event(0)])
+    killed = 0
+    with psycopg.connect(SERVER, autocommit=True) as admin:
+        for (pid,) in admin.execute("SELECT pid FROM pg_stat_activity WHERE application_name = 'tokenid'"):
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            killed += 1
+    assert killed >= 1
+    journal.store.insert([event(1)])  # this thread's connection was dropped: the store reconnects
+    with psycopg.connect(SERVER, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'tokenid'")
+
+    class Item:
+        def __init__(self, n: int) -> None:
+            self.n = n
+
+        def to_row(self) -> tuple[Any, ...]:
+            return event(self.n)
+
+        def fallback_row(self, error: BaseException) -> tuple[Any, ...]:
+            return event(self.n)
+
+    for n in range(2, 12):
+        journal.record(Item(n))
+    assert journal.flush()
+    assert journal.stats["spooled"] == 0
+    assert sorted(e["id"] for e in journal.events()) == [f"{n:032d}" for n in range(12)]
+    journal.close()

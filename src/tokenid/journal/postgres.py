@@ -12,8 +12,8 @@ from __future__ import annotations
 import contextlib
 import re
 import threading
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import ConfigError, JournalError
@@ -27,6 +27,7 @@ _INSERT = (f"INSERT INTO events ({', '.join(COLUMNS)}) VALUES ({', '.join(['%s']
 _LOCK_ID = 0x746F6B656E6964  # "tokenid": one advisory lock for migrations, whatever the database
 _TYPES = ((re.compile(r"\bINTEGER\b"), "BIGINT"), (re.compile(r"\bREAL\b"), "DOUBLE PRECISION"))
 _PLACEHOLDER = re.compile(r"\?")
+_T = TypeVar("_T")
 
 
 def redact_url(url: str) -> str:
@@ -152,11 +153,27 @@ class PostgresStore:
             elif version != SCHEMA_VERSION:
                 conn.execute("UPDATE tokenid_schema SET version = %s", (SCHEMA_VERSION,))
 
+    def _retrying(self, work: Callable[[Any], _T]) -> _T:
+        """Run ``work(connection)``; when the server dropped this thread's connection (a restart, a failover, an
+        idle timeout), open a new one and run it once more. Safe: the failed transaction was rolled back, and
+        inserts skip ids already stored."""
+        conn = self._connection()
+        try:
+            return work(conn)
+        except self._psycopg.OperationalError:
+            if not conn.closed and not conn.broken:
+                raise
+            self._local.conn = None
+            return work(self._connection())
+
     def insert(self, rows: Sequence[tuple[Any, ...]]) -> None:
         """Insert rows (tuples in ``COLUMNS`` order) in one transaction; ids already stored are skipped."""
-        conn = self._connection()
-        with conn.transaction(), conn.cursor() as cursor:
-            cursor.executemany(_INSERT, rows)
+
+        def work(conn: Any) -> None:
+            with conn.transaction(), conn.cursor() as cursor:
+                cursor.executemany(_INSERT, rows)
+
+        self._retrying(work)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[_Connection]:
@@ -167,20 +184,32 @@ class PostgresStore:
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         """Run a read-only parameterised query (``?`` placeholders); rows read by index or column name."""
-        conn = self._connection()
-        with conn.cursor(row_factory=_row_factory) as cursor:
-            cursor.execute(_sql(sql), params)
-            return list(cursor.fetchall())
+
+        def work(conn: Any) -> list[Row]:
+            with conn.cursor(row_factory=_row_factory) as cursor:
+                cursor.execute(_sql(sql), params)
+                return list(cursor.fetchall())
+
+        return self._retrying(work)
 
     def iter_events(self, where: str = "", params: Sequence[Any] = (), order: str = "started_at, id") -> Iterator[
             dict[str, Any]]:
-        """Events as dicts with JSON columns decoded and booleans restored."""
-        sql = f"SELECT {', '.join(COLUMNS)} FROM events {('WHERE ' + where) if where else ''} ORDER BY {order}"
-        conn = self._connection()
-        with conn.cursor() as cursor:
-            cursor.execute(_sql(sql), params)
-            for values in cursor:
-                yield decode_row(values)
+        """Events as dicts with JSON columns decoded and booleans restored, streamed row by row (an export of
+        millions of events does not sit in memory)."""
+        sql = _sql(f"SELECT {', '.join(COLUMNS)} FROM events {('WHERE ' + where) if where else ''} ORDER BY {order}")
+        for attempt in (1, 2):
+            conn = self._connection()
+            yielded = False
+            try:
+                with conn.cursor() as cursor:
+                    for values in cursor.stream(sql, params):
+                        yielded = True
+                        yield decode_row(values)
+                return
+            except self._psycopg.OperationalError:
+                if yielded or attempt == 2 or not (conn.closed or conn.broken):
+                    raise
+                self._local.conn = None  # dropped before the first row: reconnect and read again
 
     def json_text(self, column: str) -> str:
         """SQL for the text of key ``?`` of the JSON object in ``column`` (the key is the parameter)."""
