@@ -166,11 +166,15 @@ class Journal:
                 self._wake.wait(due)
             self._idle = False
             self._wake.clear()
-            self._meter_queued()
-            if self._rows and (self._want_write or len(self._rows) >= self.batch_size
-                               or time.monotonic() - self._last_write >= self.flush_interval):
-                self._want_write = False
-                self._write_metered()
+            try:
+                self._meter_queued()
+                if self._rows and (self._want_write or len(self._rows) >= self.batch_size
+                                   or time.monotonic() - self._last_write >= self.flush_interval):
+                    self._want_write = False
+                    self._write_metered()
+            except Exception as exc:  # the writer must outlive any bug: what it holds stays queued or pending
+                log.error("tokenid: journal writer error (%s: %s)", type(exc).__name__, exc)
+                time.sleep(self.flush_interval)
 
     def _meter_queued(self) -> None:
         """Turn every queued call into rows (usage, tokens, price), handing the GIL over between calls: a caller
