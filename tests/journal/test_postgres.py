@@ -255,3 +255,19 @@ def test_a_dropped_connection_is_reopened_and_nothing_is_lost(pg_url: str) -> No
     assert journal.stats["spooled"] == 0
     assert sorted(e["id"] for e in journal.events()) == [f"{n:032d}" for n in range(12)]
     journal.close()
+
+
+def test_budgets_work_with_a_postgres_journal(sim: Simulator, pg_url: str) -> None:
+    from tokenid.errors import BudgetExceeded
+
+    journal = Journal(pg_url)
+    config = {"budgets": [{"name": "tiny", "scope": "session", "limit_usd": "0.0000001", "window": "lifetime"}]}
+    session = f"pg-budget-{uuid.uuid4().hex[:8]}"
+    client = make_client("azure", sim, journal, session_id=session, enforcement_config=config)
+    with pytest.raises(BudgetExceeded):
+        client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "over budget"}])
+    client.close()
+    (blocked,) = journal.events(session_id=session)
+    assert blocked["status"] == "blocked" and blocked["enforcement"][0]["rule"] == "tiny"
+    assert journal.path.name.startswith("postgresql-")  # per-host counters beside the spool, not in the database
+    journal.close()
