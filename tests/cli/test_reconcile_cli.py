@@ -131,3 +131,21 @@ def test_missing_export_is_a_clear_error(setup: tuple[Path, Path, int], tmp_path
     journal, _, _ = setup
     out = run("reconcile", str(tmp_path / "nope.csv"), "-j", str(journal), code=2)
     assert "no export at" in " ".join(out.split())
+
+
+def test_a_deployment_billed_as_another_type_prints_the_map_to_use(sim: Simulator, tmp_path: Path) -> None:
+    path = tmp_path / "journal.db"
+    journal = Journal(path)
+    client = make_client("azure", sim, journal)
+    client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "data zone really"}])
+    client.close()
+    journal.flush()
+    lines = bill(journal.events(), account=ACCOUNT, region=sim.region, prices=RetailPrices.bundled(),
+                 types={"gpt-4o": "data_zone"})
+    journal.close()
+    export = tmp_path / "export.csv"
+    write_csv(export, [b.row for b in lines], "ea")
+    out = run("reconcile", str(export), "-j", str(path), "--account-map", f"127.0.0.1={ACCOUNT.name}", "-o",
+              str(tmp_path / "r.csv"))
+    snippet = out.split("deployments=", 1)[1].split("\n", 1)[0]
+    assert json.loads(snippet) == {"gpt-4o": {"model": "gpt-4o", "version": "2024-08-06", "type": "data_zone"}}

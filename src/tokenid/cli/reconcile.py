@@ -96,7 +96,10 @@ def print_result(result: ReconcileResult, console: Console, *, limit: int) -> No
             mapped.add_row(m.account, m.deployment, f"{m.model} {m.version or ''}".strip(),
                            str(m.journal_deployment_type), m.deployment_type, m.evidence)
         console.print(mapped)
-        console.print("  Add these types to the client's deployments map so list prices match from now on.")
+        snippet = {m.deployment: {"model": m.model, **({"version": m.version} if m.version else {}),
+                                  "type": m.deployment_type} for m in changed}
+        console.print("  Put these in the client's deployments map so list prices match from now on:")
+        console.print("  deployments=" + json.dumps(snippet), highlight=False, soft_wrap=True)
     if read is not None and read.issues:
         console.print("[bold]Export issues[/bold] (first 10):")
         for issue in read.issues[:10]:
