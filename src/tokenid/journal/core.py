@@ -31,7 +31,6 @@ from .sqlite import SQLiteStore
 __all__ = ["Journal", "Pending", "get_journal"]
 
 log = logging.getLogger("tokenid.journal")
-_HAND_OVER_S = 0.0001  # the writer hands the GIL over at least this often while metering
 
 
 class Store(Protocol):
@@ -95,11 +94,6 @@ class Journal:
         self._last_submitted = 0
         self._processed = 0
         self._wake = threading.Event()
-        self._idle = False  # the writer is waiting for work: record() wakes it
-        self._want_write = False  # flush() asks for the metered rows to be stored now
-        self._rows: list[tuple[Any, ...]] = []  # metered, not yet stored
-        self._rows_items = 0  # how many queued items those rows came from
-        self._last_write = time.monotonic()
         self._done = threading.Condition()
         self._start_lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -111,13 +105,11 @@ class Journal:
         """Queue a finished call. Never blocks on disk and never raises."""
         self._queue.append(item)
         self._last_submitted = next(self._submitted)
-        if self._idle:
-            # Meter now, while the caller waits on its next request's network round trip: the writer's work then
-            # overlaps it instead of piling up for a later batch. Rows are still stored in batches.
-            self._idle = False
-            self._wake.set()
-        elif self._thread is None or not self._thread.is_alive():
+        thread = self._thread
+        if thread is None or not thread.is_alive():
             self._start()
+        elif len(self._queue) >= self.batch_size:
+            self._wake.set()
 
     def flush(self, timeout: float | None = 30.0) -> bool:
         """Write everything queued so far; True when it all reached the store (or the spool)."""
@@ -129,7 +121,6 @@ class Journal:
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._done:
             while self._processed < target:
-                self._want_write = True
                 self._wake.set()
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
@@ -160,60 +151,36 @@ class Journal:
     def _run(self) -> None:
         _lower_priority()
         while not self._closed:
-            due = self.flush_interval - (time.monotonic() - self._last_write) if self._rows else self.flush_interval
-            self._idle = True
-            if not self._queue and not self._want_write and due > 0:
-                self._wake.wait(due)
-            self._idle = False
+            self._wake.wait(self.flush_interval)
             self._wake.clear()
             try:
-                self._meter_queued()
-                if self._rows and (self._want_write or len(self._rows) >= self.batch_size
-                                   or time.monotonic() - self._last_write >= self.flush_interval):
-                    self._want_write = False
-                    self._write_metered()
-            except Exception as exc:  # the writer must outlive any bug: what it holds stays queued or pending
+                self._drain()
+            except Exception as exc:  # the writer must outlive any bug: what it holds stays queued
                 log.error("tokenid: journal writer error (%s: %s)", type(exc).__name__, exc)
-                time.sleep(self.flush_interval)
-
-    def _meter_queued(self) -> None:
-        """Turn every queued call into rows (usage, tokens, price), handing the GIL over between calls: a caller
-        whose response just arrived waits about 0.1 ms, not the interpreter's 5 ms switch interval."""
-        queue, rows = self._queue, self._rows
-        handed_over = time.perf_counter()
-        while queue:
-            try:
-                item = queue.popleft()
-            except IndexError:
-                break
-            row = self._row(item)
-            if isinstance(row, list):  # one response that bills many things (a batch output file)
-                rows.extend(row)
-            else:
-                rows.append(row)
-            self._rows_items += 1
-            if len(rows) >= self.batch_size:
-                self._write_metered()
-                rows = self._rows
-            now = time.perf_counter()
-            if now - handed_over > _HAND_OVER_S:
-                time.sleep(0)
-                handed_over = now
-
-    def _write_metered(self) -> None:
-        rows, items = self._rows, self._rows_items
-        self._rows, self._rows_items = [], 0
-        self._write(rows)
-        self._last_write = time.monotonic()
-        with self._done:
-            self._processed += items
-            self._done.notify_all()
 
     def _drain(self) -> None:
-        """Meter and store everything queued, on the calling thread (no writer: exit, after fork, close)."""
-        self._meter_queued()
-        if self._rows:
-            self._write_metered()
+        while self._queue:
+            batch: list[Pending] = []
+            try:
+                while len(batch) < self.batch_size:
+                    batch.append(self._queue.popleft())
+            except IndexError:
+                pass
+            rows = []
+            for n, item in enumerate(batch, 1):
+                row = self._row(item)
+                if isinstance(row, list):  # one response that bills many things (a batch output file)
+                    rows.extend(row)
+                else:
+                    rows.append(row)
+                if n % 16 == 0:
+                    # Hand the GIL over now and then: a caller whose response just arrived would otherwise
+                    # wait up to the interpreter's 5 ms switch interval behind this loop.
+                    time.sleep(0)
+            self._write(rows)
+            with self._done:
+                self._processed += len(batch)
+                self._done.notify_all()
 
     def _row(self, item: Pending) -> tuple[Any, ...] | list[tuple[Any, ...]]:
         try:
