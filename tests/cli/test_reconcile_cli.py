@@ -26,6 +26,11 @@ runner = CliRunner(env={"COLUMNS": "200"})
 ACCOUNT = ACCOUNTS[0]  # Contoso-OAI-EastUS2
 
 
+@pytest.fixture(autouse=True)
+def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # the default report lands in the working directory
+
+
 @pytest.fixture
 def setup(sim: Simulator, tmp_path: Path) -> tuple[Path, Path, int]:
     path = tmp_path / "journal.db"
@@ -103,11 +108,13 @@ def test_json_summary_no_store_and_fail_on_variance(setup: tuple[Path, Path, int
     (["--query", "subscriptions/x"], "give an export path or --query SCOPE"),
     (["--by", "colour"], "unknown grouping 'colour'"),
 ])
-def test_bad_arguments_are_named(setup: tuple[Path, Path, int], args: list[str], message: str) -> None:
+def test_bad_arguments_are_named(setup: tuple[Path, Path, int], args: list[str], message: str,
+                                 tmp_path: Path) -> None:
     journal, export, _ = setup
     target = [] if not args else [str(export)]
     out = run("reconcile", *target, "-j", str(journal), *args, code=2)
     assert message in " ".join(out.split())
+    assert not list(tmp_path.glob("reconcile-*"))  # refused before any work: no report written
 
 
 def test_query_needs_a_period_and_a_valid_scope(setup: tuple[Path, Path, int]) -> None:
@@ -121,10 +128,12 @@ def test_query_needs_a_period_and_a_valid_scope(setup: tuple[Path, Path, int]) -
 
 def test_a_missing_account_map_is_pointed_out(setup: tuple[Path, Path, int]) -> None:
     journal, export, matched = setup
-    out = " ".join(run("reconcile", str(export), "-j", str(journal), "--no-store", "-o", "/dev/null").split())
+    out = " ".join(run("reconcile", str(export), "-j", str(journal), "--no-store").split())
     assert f"{matched + 1} invoice_only" in out
     assert "contoso-oai-eastus2) have nothing journaled, and the journal's (127.0.0.1)" in out
     assert "--account-map HOST=ACCOUNT" in out
+    (report,) = Path.cwd().glob("reconcile-*.csv")  # the default report: here, named after the run
+    assert report.read_text(encoding="utf-8").startswith("day,account_name")
 
 
 def test_missing_export_is_a_clear_error(setup: tuple[Path, Path, int], tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ from ..pricing.rates import COMPONENTS, split_tokens, tidy
 from ..usage import Usage
 from .reconcile import ReconcileResult, account_of_host
 
-__all__ = ["REPORT_FIELDS", "latest_run", "list_vs_invoice", "recost_events", "store_run", "write_report"]
+__all__ = ["GROUPINGS", "REPORT_FIELDS", "latest_run", "list_vs_invoice", "recost_events", "store_run", "write_report"]
 
 _CTX = Context(prec=60)
 _MILLION = Decimal(1_000_000)
@@ -132,7 +132,8 @@ def recost_events(conn: Any, result: ReconcileResult) -> int:
     return len(updates)
 
 
-_BY: dict[str, str] = {
+#: groupings of :func:`list_vs_invoice` besides ``tag:NAME``
+GROUPINGS: dict[str, str] = {
     "session": "COALESCE(session_id, '(none)')",
     "deployment": "COALESCE(deployment, '(none)')",
     "model": "COALESCE(canonical_model, model_served, '(unknown)')",
@@ -147,10 +148,10 @@ def list_vs_invoice(journal: Journal, by: str, run_id: str) -> list[dict[str, An
     if by.startswith("tag:") and by[4:]:
         key = f"COALESCE({journal.store.json_text('tags')}, '(none)')"
         params.append(by[4:])
-    elif by in _BY:
-        key = _BY[by]
+    elif by in GROUPINGS:
+        key = GROUPINGS[by]
     else:
-        raise ConfigError(f"unknown grouping {by!r}; accepted: {', '.join(_BY)}, tag:NAME")
+        raise ConfigError(f"unknown grouping {by!r}; accepted: {', '.join(GROUPINGS)}, tag:NAME")
     rows = journal.store.query(
         f"SELECT {key} AS key, COUNT(*) AS calls, SUM(cost_nanousd) AS list_nanos, "
         f"SUM(invoice_cost_nanousd) AS invoice_nanos FROM events WHERE invoice_run_id = ? "

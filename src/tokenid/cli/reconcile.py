@@ -15,7 +15,7 @@ from rich.table import Table
 
 from ..azure.exports import ReadSummary, read_export
 from ..azure.reconcile import ReconcileResult, reconcile
-from ..azure.reconcile_store import list_vs_invoice, store_run, write_report
+from ..azure.reconcile_store import GROUPINGS, list_vs_invoice, store_run, write_report
 from ..errors import TokenIDError
 
 _ORDER = {"variance": 0, "invoice_only": 1, "journal_only": 2, "unknown_meter": 3, "capacity": 4, "matched": 5}
@@ -152,6 +152,11 @@ def reconcile_command(
         raise typer.BadParameter("give an export path or --query SCOPE (one of them)", param_hint="EXPORT")
     if focus_cost not in ("billed", "effective"):
         raise typer.BadParameter("expected 'billed' or 'effective'", param_hint="--focus-cost")
+    groupings = [g.strip() for g in by.split(",") if g.strip()]
+    bad = [g for g in groupings if g not in GROUPINGS and not (g.startswith("tag:") and len(g) > 4)]
+    if bad:
+        raise typer.BadParameter(f"unknown grouping {bad[0]!r}; accepted: {', '.join(GROUPINGS)}, tag:NAME",
+                                 param_hint="--by")
     j = _open(journal)
     summary: ReadSummary | None
     cost_lines: Any
@@ -177,12 +182,8 @@ def reconcile_command(
         console = Console()
         print_result(result, console, limit=lines)
         if store:
-            for grouping in filter(None, (g.strip() for g in by.split(","))):
-                try:
-                    rows = list_vs_invoice(j, grouping, result.run_id)
-                except TokenIDError as exc:
-                    raise typer.BadParameter(str(exc), param_hint="--by") from exc
-                console.print(_list_vs_invoice_table(grouping, rows))
+            for grouping in groupings:
+                console.print(_list_vs_invoice_table(grouping, list_vs_invoice(j, grouping, result.run_id)))
         console.print(f"Report: {report}" + (f" · {recosted:,} journaled calls re-costed at invoice rates, run "
                                              f"saved in {j.location}" if store else " · not saved (--no-store)"),
                       highlight=False, soft_wrap=True)
