@@ -71,8 +71,8 @@ def test_public_names_are_exactly_these() -> None:
     assert sorted(tokenid.__all__) == sorted([
         "AsyncJournaledAzureOpenAI", "AsyncJournaledOpenAI", "BudgetExceeded", "ConfigError", "EnforcementError",
         "Journal", "JournalError", "JournaledAzureOpenAI", "JournaledOpenAI", "ModelNotAllowed", "NoHealthyTarget",
-        "RateLimitExceeded", "RoutingError", "TokenIDError", "Usage", "__version__", "default_journal_target", "get_journal",
-        "session", "tags",
+        "RateLimitExceeded", "RoutingError", "TokenIDError", "Usage", "__version__", "default_journal_target",
+        "get_journal", "session", "tags",
     ])
     for name in tokenid.__all__:
         assert hasattr(tokenid, name)
