@@ -30,11 +30,13 @@ app.add_typer(session_app, name="session")
 
 
 def _register_subcommands() -> None:
+    from .health import health
     from .meters import meters_app
     from .prices import prices_app
 
     app.add_typer(meters_app, name="meters")
     app.add_typer(prices_app, name="prices")
+    app.command("health")(health)
 
 
 _register_subcommands()

@@ -165,7 +165,6 @@ class Router:
 
     def _group(self, group: Group, log: RouteLog, attempts: int) -> Steps:
         last: BaseException | None = None
-        unavailable: list[NoHealthyTarget] = []
         for index, member in enumerate(order := self._order(group)):
             try:
                 if isinstance(member, Group):
@@ -173,16 +172,16 @@ class Router:
                 else:
                     yield from self._target(member, log, attempts)
                 return
-            except NoHealthyTarget as exc:
-                unavailable.append(exc)
-                continue
+            except NoHealthyTarget:
+                reason = "circuit breaker open"
             except Exception as exc:
                 if not (group.failover and matches(exc, group.on_status, group.on_errors)):
                     raise
                 last = exc
-                if index + 1 < len(order):
-                    log.fallbacks.append({"group": group.name, "from": member.name, "to": order[index + 1].name,
-                                          "reason": _describe(exc)})
+                reason = _describe(exc)
+            if index + 1 < len(order):
+                log.fallbacks.append({"group": group.name, "from": member.name, "to": order[index + 1].name,
+                                      "reason": reason})
         if last is not None:
             raise last
         names = [t.name for t in group.targets()]
