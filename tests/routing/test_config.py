@@ -143,3 +143,25 @@ def test_a_routed_client_needs_no_endpoint_or_key_of_its_own(tmp_path: Path, mon
     assert str(client.base_url).startswith("https://sweden.openai.azure.com/openai")
     with pytest.raises(Exception, match="Missing credentials"):
         JournaledAzureOpenAI(journal=Journal(tmp_path / "j.db"), azure_endpoint="https://x", api_version="v")
+
+
+def test_the_readme_example_is_a_valid_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import re
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    [toml] = [block for block in re.findall(r"```toml\n(.*?)```", readme, re.S) if "# routing.toml" in block]
+    for name, value in {"AZURE_FEDERATED_TOKEN_FILE": str(tmp_path / "token"), "AZURE_TENANT_ID": "t",
+                        "AZURE_CLIENT_ID": "c", "OPENAI_API_KEY": "sk-x"}.items():
+        monkeypatch.setenv(name, value)
+    path = tmp_path / "routing.toml"
+    path.write_text(toml)
+    client = JournaledAzureOpenAI(journal=Journal(tmp_path / "j.db"), routing=str(path))
+    config = client._tokenid.router.config
+    assert [(t.name, t.weight, t.auth.type) for t in config.targets()] == [
+        ("swedencentral", 3.0, "workload_identity"), ("francecentral", 1.0, "managed_identity"),
+        ("openai", 1.0, "api_key")]
+    assert config.retry.attempts == 3 and config.breaker is not None and config.breaker.failures == 5
+    assert config.cache is not None and config.cache.backend == "sqlite"
+    assert str(client.base_url).startswith("https://contoso-swc.openai.azure.com/openai")
+    assert client._tokenid.router.cache is not None
+    assert Path(str(tmp_path / "j.db") + ".cache").exists()
