@@ -289,9 +289,11 @@ class _Journaling:
                            stream=stream, has_files=options.files is not None, headers=options.headers,
                            default_headers=cast(Any, self)._custom_headers)
 
-    def _tokenid_from_cache(self, router: Router, call: Call, options: FinalRequestOptions,
+    def _tokenid_from_cache(self, router: Router, call: Call | None, options: FinalRequestOptions,
                             stream: bool) -> str | None:
         """Look the call up in the response cache (a hit is served by ``_send_request``); its key, if cached."""
+        if call is None:
+            return None
         key, lookup = self._tokenid_cache_key(router, options, stream)
         if key is not None and lookup:
             call.cached = router.lookup(key)
@@ -299,27 +301,30 @@ class _Journaling:
                 call.route = _cache_route()
         return key
 
-    def _tokenid_store(self, router: Router, key: str | None, call: Call) -> None:
-        if key is not None and not call.cache_hit:
+    def _tokenid_store(self, router: Router, key: str | None, call: Call | None) -> None:
+        if key is not None and call is not None and not call.cache_hit:
             headers = {k.lower(): v for k, v in call.headers.items()} if call.headers is not None else None
             router.store(key, call.http_status, headers, call.body, call.content_type)
 
-    def _tokenid_plan(self, router: Router, call: Call, options: FinalRequestOptions) -> Steps:
+    def _tokenid_plan(self, router: Router, call: Call | None, options: FinalRequestOptions) -> Steps:
         from .routing import RouteLog
 
         assert router.root is not None
         attempts = router.config.retry.attempts or options.get_max_retries(cast(Any, self).max_retries) + 1
-        call.route = RouteLog(router.root.strategy)
-        return router.steps(call.route, attempts)
+        route = RouteLog(router.root.strategy)
+        if call is not None:
+            call.route = route
+        return router.steps(route, attempts)
 
-    def _tokenid_target(self, call: Call, options: FinalRequestOptions, target: Target) -> tuple[Any, Any]:
+    def _tokenid_target(self, call: Call | None, options: FinalRequestOptions, target: Target) -> tuple[Any, Any]:
         """The SDK client and the options for one send to ``target``; the call now describes that target."""
         from .routing.targets import target_options
 
-        opts = target_options(options, target, injected_usage=call.injected_usage)
+        opts = target_options(options, target, injected_usage=call is not None and call.injected_usage)
         body = opts.json_data
         model = body.get("model") if isinstance(body, Mapping) else None
-        call.retarget(target.provider, target.api_version, model if isinstance(model, str) else None)
+        if call is not None:
+            call.retarget(target.provider, target.api_version, model if isinstance(model, str) else None)
         return self._tokenid_targets[target.name], opts
 
     def _tokenid_cached_response(self, call: Call, request: httpx2.Request, stream: bool) -> httpx2.Response:
@@ -345,6 +350,9 @@ class _SyncJournaling(_Journaling):
                 stream_cls: Any = None) -> Any:
         call = self._tokenid_begin(options, stream)
         if call is None:
+            router = self._tokenid.router
+            if router is not None and router.root is not None:  # not journaled, but still routed
+                return self._tokenid_routed(router, None, cast_to, options, stream, stream_cls)
             return super().request(cast_to, options, stream=stream, stream_cls=stream_cls)  # type: ignore[misc]
         wait = self._tokenid_enforce(call, options)
         if wait > 0:
@@ -366,11 +374,11 @@ class _SyncJournaling(_Journaling):
         call.returned_ok(result)
         return result
 
-    def _tokenid_routed(self, router: Router, call: Call, cast_to: Any, options: FinalRequestOptions, stream: bool,
-                        stream_cls: Any) -> Any:
+    def _tokenid_routed(self, router: Router, call: Call | None, cast_to: Any, options: FinalRequestOptions,
+                        stream: bool, stream_cls: Any) -> Any:
         """route: the cache, then the targets (loadbalance / fallback / retries), each send journaled."""
         key = self._tokenid_from_cache(router, call, options, stream)
-        if call.cached is not None or router.root is None:
+        if (call is not None and call.cached is not None) or router.root is None:
             result = super().request(cast_to, options, stream=stream, stream_cls=stream_cls)  # type: ignore[misc]
         else:
             from .routing import Wait
@@ -419,6 +427,9 @@ class _AsyncJournaling(_Journaling):
                       stream_cls: Any = None) -> Any:
         call = self._tokenid_begin(options, stream)
         if call is None:
+            router = self._tokenid.router
+            if router is not None and router.root is not None:  # not journaled, but still routed
+                return await self._tokenid_routed(router, None, cast_to, options, stream, stream_cls)
             return await super().request(cast_to, options, stream=stream, stream_cls=stream_cls)  # type: ignore[misc]
         wait = self._tokenid_enforce(call, options)
         if wait > 0:
@@ -441,11 +452,11 @@ class _AsyncJournaling(_Journaling):
         call.returned_ok(result)
         return result
 
-    async def _tokenid_routed(self, router: Router, call: Call, cast_to: Any, options: FinalRequestOptions,
+    async def _tokenid_routed(self, router: Router, call: Call | None, cast_to: Any, options: FinalRequestOptions,
                               stream: bool, stream_cls: Any) -> Any:
         """The async twin of the sync clients' route step: same walk, ``await`` for sends and sleeps."""
         key = self._tokenid_from_cache(router, call, options, stream)
-        if call.cached is not None or router.root is None:
+        if (call is not None and call.cached is not None) or router.root is None:
             result = await super().request(  # type: ignore[misc]
                 cast_to, options, stream=stream, stream_cls=stream_cls)
         else:

@@ -50,11 +50,20 @@ class _AsyncOpenAI(_Owned, openai.AsyncOpenAI):
     pass
 
 
+def _v1(target: Target) -> bool:
+    """An Azure ``/openai/v1`` endpoint: spoken to with the OpenAI client class, as Azure documents."""
+    return target.provider == "azure" and target.endpoint.endswith("/openai/v1")
+
+
 def _auth_kwargs(target: Target, *, is_async: bool) -> dict[str, Any]:
     where = f"routing target {target.name!r}['auth']"
     auth = target.auth
     if auth.type == "api_key":
         return {"api_key": static_secret(auth)}
+    if _v1(target):  # the OpenAI client takes a bearer token, or a callable giving one, as its api_key
+        if auth.type == "azure_ad_token":
+            return {"api_key": static_secret(auth)}
+        return {"api_key": provider_for(auth, where, is_async=is_async)}
     if auth.type == "azure_ad_token":
         return {"azure_ad_token": static_secret(auth)}
     return {"azure_ad_token_provider": provider_for(auth, where, is_async=is_async)}
@@ -84,14 +93,13 @@ def build_target_clients(owner: Any, targets: list[Target], *, is_async: bool,
             "default_headers": {**custom_headers, **target.headers},
         }
         try:
-            if target.provider == "azure":
+            if target.provider == "azure" and not _v1(target):
                 cls: Any = _AsyncAzure if is_async else _SyncAzure
-                if target.endpoint.endswith("/openai/v1"):
-                    client = cls(base_url=target.endpoint, api_version=target.api_version, **auth, **common)
-                else:
-                    client = cls(azure_endpoint=target.endpoint, api_version=target.api_version, **auth, **common)
+                client = cls(azure_endpoint=target.endpoint, api_version=target.api_version, **auth, **common)
             else:
                 cls = _AsyncOpenAI if is_async else _SyncOpenAI
+                if target.api_version is not None:
+                    common["default_query"] = {"api-version": target.api_version}
                 client = cls(base_url=target.endpoint, **auth, **common)
         except openai.OpenAIError as exc:
             raise ConfigError(f"routing target {target.name!r}: {exc}") from exc
@@ -103,6 +111,7 @@ def build_target_clients(owner: Any, targets: list[Target], *, is_async: bool,
 def target_options(options: FinalRequestOptions, target: Target, *, injected_usage: bool) -> FinalRequestOptions:
     """A copy of the call's options for one target: its deployment and ``override_params`` in the body."""
     copied = options.model_copy()
+    copied.max_retries = 0  # the router retries; the SDK must not retry on top
     data = options.json_data
     if isinstance(data, Mapping):
         body = dict(data)

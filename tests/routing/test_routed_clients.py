@@ -1,0 +1,122 @@
+"""Routing inside the journaled clients: copies, enforcement before routing, Azure v1 targets, no secrets stored."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from regions import MSG, azure_target, events, fault, routed
+from regions import regions as regions_fixture
+
+import tokenid.clients
+from tokenid import BudgetExceeded, Journal
+from tokenid.simulator import Simulator
+
+from conftest import DEPLOYMENTS
+
+regions = regions_fixture
+
+
+def test_copies_share_breakers_and_credentials(regions: dict[str, Simulator], tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "j.db")
+    client = routed(journal, {"strategy": "fallback", "targets": [
+        azure_target("sweden", regions["swedencentral"], headers=fault("503")),
+        azure_target("eastus2", regions["eastus2"]),
+    ], "breaker": {"failures": 1, "cooldown_s": 60}, "retry": {"attempts": 1}}, session_id="one")
+    client.chat.completions.create(model="gpt-4o", messages=MSG)
+    copy = client.with_options(session_id="two", timeout=30)
+    assert copy._tokenid.router is client._tokenid.router
+    assert copy._tokenid_targets["eastus2"] is not client._tokenid_targets["eastus2"]
+    assert copy._tokenid_targets["eastus2"]._tokenid_owner is copy
+    copy.chat.completions.create(model="gpt-4o", messages=MSG)
+    client.close()
+    first, second = events(journal)
+    assert (first["session_id"], second["session_id"]) == ("one", "two")
+    assert second["route"]["attempts"][0] == {**second["route"]["attempts"][0], "skipped": "breaker open"}
+
+
+def test_enforcement_runs_before_routing(regions: dict[str, Simulator], tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "j.db")
+    rules = {
+        "counters": "local",
+        "model_ceiling": {"max_model": "gpt-4o-mini", "target": "gpt-4o-mini"},
+        "budgets": [{"name": "tokens", "scope": "global", "limit_tokens": 200, "window": "day"}],
+        "routing": {"strategy": "fallback", "cache": "memory", "targets": [
+            azure_target("sweden", regions["swedencentral"], headers=fault("503")),
+            azure_target("eastus2", regions["eastus2"]),
+        ]},
+    }
+    client = tokenid.JournaledAzureOpenAI(journal=journal, deployments=DEPLOYMENTS, enforcement_config=rules,
+                                          max_retries=0)
+    on = {"x-tokenid-cache": "true"}
+    client.chat.completions.create(model="gpt-4o", messages=MSG, max_tokens=20, extra_headers=on)
+    for _ in range(5):
+        client.chat.completions.create(model="gpt-4o", messages=MSG, max_tokens=20, extra_headers=on)
+        journal.flush()  # reservations are settled on the writer thread
+    with pytest.raises(BudgetExceeded):
+        for _ in range(20):
+            client.chat.completions.create(model="gpt-4o", messages=MSG, max_tokens=20)
+            journal.flush()
+    client.close()
+    rows = events(journal)
+    first = rows[0]
+    assert first["deployment"] == "gpt-4o-mini"  # rewritten by the ceiling, then routed
+    assert first["route"]["served_by"] == "eastus2"
+    assert first["enforcement"][0]["action"] in ("rewrite", "downgrade")
+    assert [r["cache_hit"] for r in rows[1:6]] == [True] * 5
+    assert rows[-1]["status"] == "blocked" and rows[-1]["attempts"] == 0
+    sent = [r for r in rows if r["status"] == "ok" and not r["cache_hit"]]
+    per_call = sent[0]["input_tokens"] + sent[0]["output_tokens"]
+    # cache hits spent nothing: the budget let as many sends through as if they had never happened
+    assert len(sent) >= 200 // per_call - 1  # had the 5 hits counted, at most 200 // per_call - 5 would be sent
+    assert sum(r["input_tokens"] + r["output_tokens"] for r in sent) <= 200
+
+
+def test_an_azure_v1_target(regions: dict[str, Simulator], tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "j.db")
+    sim = regions["francecentral"]
+    client = routed(journal, {"targets": [{"name": "v1", "base_url": sim.url + "/openai/v1", "provider": "azure",
+                                           "auth": {"type": "api_key", "api_key": "k"}, "deployment": "gpt-4o"}]})
+    client.chat.completions.create(model="anything", messages=MSG)
+    client.close()
+    [row] = events(journal)
+    assert row["provider"] == "azure_openai" and row["deployment"] == "gpt-4o" and row["region"] == "France Central"
+    assert row["cost_usd"] is not None
+
+
+def test_a_call_that_cannot_be_described_is_still_routed(regions: dict[str, Simulator], tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    journal = Journal(tmp_path / "j.db")
+    client = routed(journal, {"targets": [azure_target("eastus2", regions["eastus2"])]})
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("describe bug")
+
+    monkeypatch.setattr(tokenid.clients, "Call", broken)
+    assert client.chat.completions.create(model="gpt-4o", messages=MSG).choices  # not journaled, still served
+    client.close()
+
+
+def test_keys_are_never_stored_or_logged(regions: dict[str, Simulator], tmp_path: Path,
+                                         caplog: pytest.LogCaptureFixture) -> None:
+    journal = Journal(tmp_path / "j.db")
+    client = routed(journal, {"strategy": "fallback", "targets": [
+        azure_target("sweden", regions["swedencentral"], headers=fault("401")),
+        azure_target("eastus2", regions["eastus2"], headers=fault("503")),
+        {"name": "openai", "provider": "openai", "base_url": regions["francecentral"].openai_base_url,
+         "auth": {"type": "api_key", "api_key": "sk-proj-openai-SECRET-abcdef"}, "headers": fault("500")},
+    ], "on_status": [401, 503, 500]})
+    with caplog.at_level(logging.DEBUG), pytest.raises(Exception) as err:
+        client.chat.completions.create(model="gpt-4o", messages=MSG)
+    client.close()
+    assert "SECRET" not in str(err.value)
+    [row] = events(journal)
+    assert [a["outcome"] for a in row["route"]["attempts"]] == ["status 401", "status 503", "status 500"]
+    con = sqlite3.connect(journal.path)
+    dump = "\n".join(con.iterdump())
+    con.close()
+    assert "SECRET" not in dump and "Bearer" not in dump
+    assert "SECRET" not in caplog.text
