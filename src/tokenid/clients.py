@@ -98,6 +98,13 @@ def _settings(*, azure: bool, session_id: str | None, tags: Mapping[str, object]
 _ROUTED_PLACEHOLDER_KEY = "tokenid-routed-client"
 
 
+def _replay(options: FinalRequestOptions) -> Any:
+    """The SDK's own record of where uploaded files start, to rewind them before sending again."""
+    from openai._base_client import _RequestBodyReplay
+
+    return _RequestBodyReplay(options)
+
+
 def _cache_route() -> Any:
     from .routing import RouteLog
 
@@ -384,7 +391,9 @@ class _SyncJournaling(_Journaling):
             from .routing import Wait
 
             steps = self._tokenid_plan(router, call, options)
+            replay = _replay(options)
             outcome: BaseException | None = None
+            last: BaseException | None = None
             while True:
                 try:
                     step = steps.send(outcome)
@@ -394,12 +403,14 @@ class _SyncJournaling(_Journaling):
                     time.sleep(step.seconds)
                     outcome = None
                     continue
+                if last is not None and not replay.rewind():
+                    raise last  # an upload that cannot be read again cannot be sent again
                 client, opts = self._tokenid_target(call, options, step.target)
                 try:
                     result = client.request(cast_to, opts, stream=stream, stream_cls=stream_cls)
                     outcome = None
                 except Exception as exc:
-                    outcome = exc
+                    outcome = last = exc
         self._tokenid_store(router, key, call)
         return result
 
@@ -463,7 +474,9 @@ class _AsyncJournaling(_Journaling):
             from .routing import Wait
 
             steps = self._tokenid_plan(router, call, options)
+            replay = _replay(options)
             outcome: BaseException | None = None
+            last: BaseException | None = None
             while True:
                 try:
                     step = steps.send(outcome)
@@ -473,12 +486,14 @@ class _AsyncJournaling(_Journaling):
                     await anyio.sleep(step.seconds)
                     outcome = None
                     continue
+                if last is not None and not replay.rewind():
+                    raise last  # an upload that cannot be read again cannot be sent again
                 client, opts = self._tokenid_target(call, options, step.target)
                 try:
                     result = await client.request(cast_to, opts, stream=stream, stream_cls=stream_cls)
                     outcome = None
                 except Exception as exc:
-                    outcome = exc
+                    outcome = last = exc
         self._tokenid_store(router, key, call)
         return result
 

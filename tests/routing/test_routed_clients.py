@@ -120,3 +120,26 @@ def test_keys_are_never_stored_or_logged(regions: dict[str, Simulator], tmp_path
     con.close()
     assert "SECRET" not in dump and "Bearer" not in dump
     assert "SECRET" not in caplog.text
+
+
+def test_an_upload_reaches_the_region_that_answers_whole(regions: dict[str, Simulator], tmp_path: Path) -> None:
+    import io
+    import wave
+
+    out = io.BytesIO()
+    with wave.open(out, "wb") as writer:
+        writer.setnchannels(1)
+        writer.setsampwidth(2)
+        writer.setframerate(16_000)
+        writer.writeframes(b"\0\0" * 48_000)  # 3 seconds
+    journal = Journal(tmp_path / "j.db")
+    client = routed(journal, {"strategy": "fallback", "targets": [
+        azure_target("sweden", regions["swedencentral"], headers=fault("503")),
+        azure_target("eastus2", regions["eastus2"]),
+    ], "retry": {"attempts": 2, "initial_delay_s": 0.001}, "breaker": False})
+    upload = io.BytesIO(out.getvalue())
+    client.audio.transcriptions.create(model="whisper", file=("speech.wav", upload))
+    client.close()
+    [row] = events(journal)
+    assert row["status"] == "ok" and row["attempts"] == 3
+    assert row["units"]["audio_seconds"] == 3  # the whole file reached the region that answered
