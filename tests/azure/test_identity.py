@@ -296,3 +296,21 @@ async def test_async_provider_returns_the_cached_token_without_a_thread() -> Non
     provider = AsyncTokenProvider(TokenProvider(credential))
     assert [await provider() for _ in range(5)] == ["token-1"] * 5
     assert credential.calls == 1
+
+
+def test_a_token_is_fetched_again_before_it_expires(entra: EntraServer, sim: Simulator, tmp_path: Path) -> None:
+    entra.expires_in = 4  # short-lived: refreshed at half its life, never used past expiry
+    try:
+        journal = Journal(tmp_path / "j.db")
+        before = len(entra.token_requests())
+        client = client_for(sim, journal, {"type": "managed_identity", "client_id": "user-mi"})
+        client.chat.completions.create(model="gpt-4o", messages=MSG)
+        client.chat.completions.create(model="gpt-4o", messages=MSG)
+        assert len(new_requests(entra, before)) == 1
+        time.sleep(2.2)
+        client.chat.completions.create(model="gpt-4o", messages=MSG)
+        client.close()
+    finally:
+        entra.expires_in = 3599
+    assert len(new_requests(entra, before)) == 2
+    assert [r["status"] for r in journal.events()] == ["ok"] * 3
