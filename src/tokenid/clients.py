@@ -195,6 +195,14 @@ class _Journaling:
     def session_id(self) -> str | None:
         return self._tokenid.session_id
 
+    def routing_health(self) -> list[dict[str, Any]]:
+        """Each routing target's circuit breaker in this process: state, seconds to the next probe, transitions.
+
+        Empty without ``routing``. ``tokenid health`` shows what the journal saw, across processes.
+        """
+        router = self._tokenid.router
+        return router.health() if router is not None else []
+
     @cached_property
     def realtime(self) -> Any:
         """The SDK's ``realtime`` resource; its WebSocket sessions are journaled (:mod:`tokenid.realtime`)."""

@@ -86,6 +86,11 @@ def test_breaker_through_the_client(regions: dict[str, Simulator], tmp_path: Pat
     assert all(r["status"] == "ok" for r in rows)
     assert [t.state for t in router.breakers["sweden"].transitions] == [
         "open", "half_open", "open", "half_open", "closed"]
+    health = {h["target"]: h for h in client.routing_health()}
+    assert health["sweden"]["state"] == "closed" and health["sweden"]["retry_in_s"] == 0
+    assert [t[1] for t in health["sweden"]["transitions"]] == ["open", "half_open", "open", "half_open", "closed"]
+    assert health["sweden"]["transitions"][0][2] == "2 failures in a row, last: status 503"
+    assert health["eastus2"] == {"target": "eastus2", "state": "closed", "retry_in_s": 0.0, "transitions": []}
 
 
 def test_every_breaker_open_fails_fast(regions: dict[str, Simulator], tmp_path: Path) -> None:

@@ -56,7 +56,8 @@ AUTH_TYPES: Mapping[str, frozenset[str]] = {
                               "send_certificate_chain", "authority"},
     "managed_identity": _COMMON | {"client_id", "object_id", "resource_id"},
     "workload_identity": _COMMON | {"tenant_id", "client_id", "token_file_path", "authority"},
-    "default": _COMMON | {"managed_identity_client_id", "workload_identity_client_id", "tenant_id", "authority"},
+    # tenants per sub-credential (workload_identity_tenant_id, ...) go in credential_options
+    "default": _COMMON | {"managed_identity_client_id", "workload_identity_client_id", "authority"},
 }
 _AZURE_ONLY = frozenset(AUTH_TYPES) - {"api_key"}
 
@@ -239,8 +240,6 @@ def credential_for(auth: AuthConfig, where: str = "auth") -> Any:
             for key in ("managed_identity_client_id", "workload_identity_client_id"):
                 if key in options:
                     extra.setdefault(key, options[key])
-            if "tenant_id" in options:
-                extra.setdefault("interactive_browser_tenant_id", options["tenant_id"])
             return identity.DefaultAzureCredential(**extra)
     except (ValueError, TypeError) as exc:  # azure-identity's own validation (bad tenant id, authority, ...)
         raise ConfigError(f"{where}: {type(exc).__name__}: {exc}") from exc
