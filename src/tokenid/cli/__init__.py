@@ -30,13 +30,11 @@ app.add_typer(session_app, name="session")
 
 
 def _register_subcommands() -> None:
-    from .health import health
     from .meters import meters_app
     from .prices import prices_app
 
     app.add_typer(meters_app, name="meters")
     app.add_typer(prices_app, name="prices")
-    app.command("health")(health)
 
 
 _register_subcommands()
@@ -319,6 +317,15 @@ def demo(
     from .demo import run_demo
 
     run_demo(journal)
+
+
+def _register_health() -> None:
+    from .health import health
+
+    app.command("health")(health)
+
+
+_register_health()
 
 
 def main() -> None:
