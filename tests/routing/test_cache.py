@@ -168,3 +168,18 @@ def test_stores_directly(tmp_path: Path) -> None:
     for k in ("a", "b", "c"):
         memory.put(k, value, 60)
     assert memory.get("a") is None and memory.get("c") is not None and len(memory) == 2
+
+
+@pytest.mark.parametrize("shared", ["sqlite", "redis"])
+def test_shared_stores_serve_another_client(regions: dict[str, Simulator], tmp_path: Path, shared: str) -> None:
+    backend = f"sqlite:///{tmp_path / 'shared.db'}" if shared == "sqlite" else REDIS_URL
+    journal = Journal(tmp_path / "j.db")
+    prompt = [{"role": "user", "content": f"shared {uuid.uuid4()}"}]
+    first = routed(journal, routes(regions, backend))  # two clients stand for two processes
+    second = routed(journal, routes(regions, backend))
+    a = first.chat.completions.create(model="gpt-4o", messages=prompt, extra_headers=ON)
+    b = second.chat.completions.create(model="gpt-4o", messages=prompt, extra_headers=ON)
+    first.close()
+    second.close()
+    assert a.id == b.id
+    assert [r["cache_hit"] for r in events(journal)] == [False, True]

@@ -165,3 +165,19 @@ def test_the_readme_example_is_a_valid_config(tmp_path: Path, monkeypatch: pytes
     assert str(client.base_url).startswith("https://contoso-swc.openai.azure.com/openai")
     assert client._tokenid.router.cache is not None
     assert Path(str(tmp_path / "j.db") + ".cache").exists()
+
+
+def test_tokenid_budgets_reads_a_file_that_also_holds_routing(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from tokenid.cli import app
+
+    journal = Journal(tmp_path / "j.db")
+    journal.close()
+    path = tmp_path / "rules.json"
+    path.write_text(json.dumps({"budgets": [{"name": "daily", "scope": "global", "limit_usd": "5", "window": "day"}],
+                                "routing": {"targets": [target()]}}))
+    result = CliRunner(env={"COLUMNS": "220"}).invoke(
+        app, ["budgets", "--journal", str(tmp_path / "j.db"), "--config", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "no budget counters" in result.output

@@ -93,3 +93,28 @@ def test_without_failover_a_loadbalance_group_raises_its_pick(regions: dict[str,
     client.close()
     assert outcomes["ok"] > 3 and outcomes["503"] > 3
     assert all(row["attempts"] == 1 for row in events(journal))
+
+
+def test_many_threads_share_one_routed_client(regions: dict[str, Simulator], tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    journal = Journal(tmp_path / "j.db")
+    client = routed(journal, {"strategy": "loadbalance", "targets": [
+        azure_target("sweden", regions["swedencentral"], weight=1, headers=fault("503")),
+        azure_target("eastus2", regions["eastus2"], weight=1),
+        azure_target("france", regions["francecentral"], weight=1),
+    ], "breaker": {"failures": 3, "cooldown_s": 60}, "retry": {"attempts": 1}})
+
+    def call(_: int) -> str:
+        return client.embeddings.create(model="text-embedding-3-small", input="hi").model
+
+    with ThreadPoolExecutor(8) as pool:
+        served = list(pool.map(call, range(160)))
+    client.close()
+    assert len(served) == 160
+    rows = events(journal)
+    assert len(rows) == 160 and all(r["status"] == "ok" for r in rows)
+    sweden_sends = sum(1 for r in rows for a in r["route"]["attempts"] if a["target"] == "sweden" and "outcome" in a)
+    assert 3 <= sweden_sends <= 3 + 8  # opened after 3 failures; at most the calls already in flight got through
+    by = Counter(r["route"]["served_by"] for r in rows)
+    assert by["sweden"] == 0 and by["eastus2"] > 40 and by["france"] > 40

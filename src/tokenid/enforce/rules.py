@@ -33,7 +33,8 @@ __all__ = [
 SCOPES = ("global", "session", "deployment", "model", "endpoint", "tag:<name>", "deployment:<name>", "model:<name>")
 _TOP_KEYS = frozenset({"mode", "counters", "reservation_ttl_s", "deployments", "budgets", "model_ceiling", "routes",
                        "rate_limits",
-                       "max_tokens", "allow", "deny"})
+                       "max_tokens", "allow", "deny",
+                       "routing"})  # the gateway's targets, validated by tokenid.routing, not here
 
 
 @dataclass(frozen=True)
