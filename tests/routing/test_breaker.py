@@ -125,3 +125,23 @@ def test_loadbalance_steers_around_an_open_breaker(regions: dict[str, Simulator]
     tried_sweden = [r for r in rows if any(a["target"] == "sweden" for a in r["route"]["attempts"])]
     assert len(tried_sweden) == 1  # once open, sweden is never picked first nor sent to again
     assert all(r["route"]["served_by"] == "eastus2" for r in rows)
+
+
+def test_a_cancelled_probe_frees_the_probe_slot() -> None:
+    from tokenid.routing import RouteLog, Router, Send, parse_routing
+
+    config = parse_routing({"targets": [{"name": "t", "azure_endpoint": "https://t.openai.azure.com",
+                                         "api_version": "2024-10-21", "auth": {"type": "api_key", "api_key": "k"}}],
+                            "breaker": {"failures": 1, "cooldown_s": 10}}, azure_client=True)
+    router = Router(config)
+    clock = Clock()
+    breaker = router.breakers["t"] = CircuitBreaker("t", config.breaker, clock=clock)  # type: ignore[arg-type]
+    breaker.failure("status 503")
+    clock.now += 10
+    log = RouteLog("fallback")
+    steps = router.steps(log, attempts=1)
+    assert next(steps) == Send(config.targets()[0])  # the probe is out
+    assert not breaker.allow()  # nobody else may probe meanwhile
+    steps.close()  # the caller was cancelled
+    assert breaker.allow()  # the next caller probes
+    assert log.attempts[0]["outcome"] == "abandoned"

@@ -36,7 +36,10 @@ def _configured(path: str | None) -> list[str]:
     try:
         return [t.name for t in parse_routing(routing, azure_client=True).targets()]
     except ConfigError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--config") from exc
+        try:  # a file written for the OpenAI clients: targets without a provider are OpenAI there
+            return [t.name for t in parse_routing(routing, azure_client=False).targets()]
+        except ConfigError:
+            raise typer.BadParameter(str(exc), param_hint="--config") from exc
 
 
 def _table(rows: list[TargetHealth], since: str) -> Table:

@@ -98,6 +98,11 @@ class CircuitBreaker:
                 self._failures = 0
                 self._move("closed", "probe answered")
 
+    def abandon(self) -> None:
+        """A let-through call was given up before it ended (cancelled, interrupted): free the probe slot."""
+        with self._lock:
+            self._probing = False
+
     def _move(self, state: BreakerState, reason: str) -> None:
         self._state = state
         if state == "closed":

@@ -202,7 +202,13 @@ class Router:
             entry: dict[str, Any] = {"target": target.name, "at_ms": _ms(log.t0)}
             log.attempts.append(entry)
             started = time.perf_counter()
-            outcome = yield Send(target)
+            try:
+                outcome = yield Send(target)
+            except GeneratorExit:  # the caller gave up mid-send (cancelled): a half-open probe must not stay taken
+                if breaker is not None:
+                    breaker.abandon()
+                entry["outcome"] = "abandoned"
+                raise
             entry["ms"] = round((time.perf_counter() - started) * 1000, 3)
             if outcome is None:
                 entry["outcome"] = "ok"
