@@ -154,6 +154,9 @@ def test_stores_directly(tmp_path: Path) -> None:
     key = cache_key("ns", "post", "/chat/completions", {"b": 1, "a": [1, 2]})
     assert key == cache_key("ns", "POST", "/chat/completions", {"a": [1, 2], "b": 1})  # key order is irrelevant
     assert key != cache_key("other", "POST", "/chat/completions", {"a": [1, 2], "b": 1})
+    assert key == cache_key("ns", "POST", "/chat/completions", {"a": [1, 2], "b": 1, "user": None, "stream": False})
+    assert key != cache_key("ns", "POST", "/chat/completions", {"a": [1, 2], "b": 2})
+    assert key != cache_key("ns", "POST", "/embeddings", {"a": [1, 2], "b": 1})
     memory = MemoryCache(max_entries=2)
     for store in (memory, SQLiteCache(tmp_path / "c.db"), RedisCache(REDIS_URL)):
         k = uuid.uuid4().hex

@@ -67,13 +67,25 @@ class Cache(Protocol):
     def close(self) -> None: ...
 
 
+# body keys that never change a non-streamed answer
+_IGNORED_KEYS = frozenset({"stream", "stream_options"})
+
+
+def _normal(body: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The body as it matters for the answer: top-level nulls and stream settings dropped."""
+    if body is None:
+        return None
+    return {k: v for k, v in body.items() if v is not None and k not in _IGNORED_KEYS}
+
+
 def cache_key(namespace: str, method: str, path: str, body: Mapping[str, Any] | None) -> str:
     """A digest of the normalised request: method, path and the JSON body with sorted keys.
 
-    ``namespace`` keeps different services apart (the routing targets, or the client's base URL). The
-    TokenID opt-in header is not part of the request body, so it never changes the key.
+    ``namespace`` keeps different services apart (the routing targets, or the client's base URL). Top-level
+    ``null`` parameters and ``stream`` / ``stream_options`` (only non-streamed calls are cached) do not count;
+    the TokenID opt-in header is not part of the body, so it never changes the key either.
     """
-    normal = json.dumps([namespace, method.upper(), path, body], sort_keys=True, separators=(",", ":"),
+    normal = json.dumps([namespace, method.upper(), path, _normal(body)], sort_keys=True, separators=(",", ":"),
                         ensure_ascii=False, default=str)
     return hashlib.sha256(normal.encode()).hexdigest()
 
