@@ -322,14 +322,19 @@ class _Journaling:
             router.store(key, call.http_status, headers, call.body, call.content_type)
 
     def _tokenid_plan(self, router: Router, call: Call | None, options: FinalRequestOptions) -> Steps:
+        from .call import endpoint_name
         from .routing import RouteLog
+        from .routing.router import is_stateless
 
         assert router.root is not None
         attempts = router.config.retry.attempts or options.get_max_retries(cast(Any, self).max_retries) + 1
-        route = RouteLog(router.root.strategy)
+        body = options.json_data if isinstance(options.json_data, Mapping) else None
+        stateless = is_stateless(options.method, call.endpoint if call is not None else endpoint_name(options.url),
+                                 body)
+        route = RouteLog(router.root.strategy if stateless else "pinned")
         if call is not None:
             call.route = route
-        return router.steps(route, attempts)
+        return router.steps(route, attempts) if stateless else router.pinned_steps(route, attempts)
 
     def _tokenid_target(self, call: Call | None, options: FinalRequestOptions, target: Target) -> tuple[Any, Any]:
         """The SDK client and the options for one send to ``target``; the call now describes that target."""

@@ -143,3 +143,39 @@ def test_an_upload_reaches_the_region_that_answers_whole(regions: dict[str, Simu
     [row] = events(journal)
     assert row["status"] == "ok" and row["attempts"] == 3
     assert row["units"]["audio_seconds"] == 3  # the whole file reached the region that answered
+
+
+def test_calls_on_stored_objects_stay_on_the_first_target(regions: dict[str, Simulator], tmp_path: Path) -> None:
+    import io
+    import json
+
+    journal = Journal(tmp_path / "j.db")
+    client = routed(journal, {"strategy": "loadbalance", "targets": [
+        azure_target("sweden", regions["swedencentral"], weight=0.01),
+        azure_target("eastus2", regions["eastus2"], weight=100),
+    ]})
+    line = {"custom_id": "1", "method": "POST", "url": "/chat/completions",
+            "body": {"model": "gpt-4o-mini-batch", "messages": MSG}}
+    uploaded = client.files.create(file=("in.jsonl", io.BytesIO(json.dumps(line).encode())), purpose="batch")
+    batch = client.batches.create(input_file_id=uploaded.id, endpoint="/chat/completions", completion_window="24h")
+    assert client.batches.retrieve(batch.id).id == batch.id  # the file and the batch live in sweden
+    for _ in range(3):
+        client.embeddings.create(model="text-embedding-3-small", input="hi")  # stateless: balanced by weight
+    client.close()
+    rows = events(journal)
+    pinned = [r for r in rows if r["endpoint"] != "embeddings"]
+    assert len(pinned) == 3
+    assert all(r["route"]["strategy"] == "pinned" and r["route"]["served_by"] == "sweden" for r in pinned)
+    assert all(r["region"] == "Sweden Central" for r in pinned)
+    balanced = [r for r in rows if r["endpoint"] == "embeddings"]
+    assert all(r["route"]["strategy"] == "loadbalance" and r["route"]["served_by"] == "eastus2" for r in balanced)
+
+
+def test_a_response_that_continues_a_stored_one_is_pinned() -> None:
+    from tokenid.routing.router import is_stateless
+
+    assert is_stateless("post", "responses", {"input": "hi"})
+    assert not is_stateless("post", "responses", {"input": "hi", "previous_response_id": "resp_1"})
+    assert not is_stateless("get", "responses", None)
+    assert not is_stateless("post", "files", None) and not is_stateless("post", "batches", None)
+    assert is_stateless("post", "audio.transcriptions", None)

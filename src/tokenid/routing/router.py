@@ -25,7 +25,22 @@ from .cache import Cache, CachedResponse, open_cache
 from .config import Group, Node, RetryPolicy, RoutingConfig, Target
 from .retry import backoff, failure_status, matches, server_wait
 
-__all__ = ["RouteLog", "Router", "Send", "Steps", "Wait"]
+__all__ = ["STATELESS_ENDPOINTS", "RouteLog", "Router", "Send", "Steps", "Wait", "is_stateless"]
+
+# endpoints whose answer does not depend on objects stored in one resource: any target may serve them
+STATELESS_ENDPOINTS = frozenset({
+    "chat.completions", "completions", "embeddings", "responses", "moderations", "images.generate", "images.edit",
+    "images.variation", "audio.speech", "audio.transcriptions", "audio.translations",
+})
+_STATEFUL_KEYS = ("previous_response_id", "conversation")
+
+
+def is_stateless(method: str, endpoint: str, body: Mapping[str, Any] | None) -> bool:
+    """May this call go to any target? Files, batches, fine-tuning, vector stores, reads of stored objects and
+    Responses that continue a stored one (``previous_response_id``) are pinned to the first target."""
+    if method.lower() != "post" or endpoint not in STATELESS_ENDPOINTS:
+        return False
+    return not (endpoint == "responses" and body is not None and any(body.get(k) for k in _STATEFUL_KEYS))
 
 logger = logging.getLogger("tokenid")
 
@@ -141,6 +156,10 @@ class Router:
         """The walk over the whole config for one call; ``attempts`` sends per target at most."""
         assert self.root is not None
         yield from self._group(self.root, log, attempts)
+
+    def pinned_steps(self, log: RouteLog, attempts: int) -> Steps:
+        """The walk for a call that only makes sense on one resource: the first target, retried, never moved."""
+        yield from self._target(self.config.targets()[0], log, attempts)
 
     def _order(self, group: Group) -> list[Node]:
         """Fallback: as listed. Loadbalance: a weighted random order (weight 0 members only as a last resort).
