@@ -310,6 +310,12 @@ class _Journaling:
         if call is None:
             return None
         key, lookup = self._tokenid_cache_key(router, options, stream)
+        if router.config.cache is not None:
+            from .routing.cache import without_opt_in
+
+            headers = without_opt_in(options.headers, cast(Any, self)._custom_headers)
+            if headers is not None:
+                options.headers = headers
         if key is not None and lookup:
             call.cached = router.lookup(key)
             if call.cached is not None:

@@ -186,3 +186,21 @@ def test_shared_stores_serve_another_client(regions: dict[str, Simulator], tmp_p
     second.close()
     assert a.id == b.id
     assert [r["cache_hit"] for r in events(journal)] == [False, True]
+
+
+def test_the_opt_in_header_is_never_sent(regions: dict[str, Simulator], tmp_path: Path) -> None:
+    import httpx2
+
+    seen: list[dict[str, str]] = []
+    http = httpx2.Client(event_hooks={"request": [lambda request: seen.append(dict(request.headers))]})
+    journal = Journal(tmp_path / "j.db")
+    client = routed(journal, routes(regions, "memory"), http_client=http)
+    copy = client.with_options(default_headers={"X-TokenID-Cache": "true"})
+    prompt = [{"role": "user", "content": f"header {uuid.uuid4()}"}]
+    client.chat.completions.create(model="gpt-4o", messages=prompt, extra_headers=ON)
+    copy.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": f"{uuid.uuid4()}"}])
+    copy.chat.completions.create(model="gpt-4o", messages=prompt)  # a hit: nothing sent
+    client.close()
+    assert len(seen) == 2
+    assert all(k.lower() != "x-tokenid-cache" for headers in seen for k in headers)
+    assert [r["cache_hit"] for r in events(journal)] == [False, False, True]

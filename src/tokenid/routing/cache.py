@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from .config import CachePolicy
 
 __all__ = ["CACHE_HEADER", "Cache", "CachedResponse", "MemoryCache", "RedisCache", "SQLiteCache", "cache_key",
-           "open_cache", "request_key"]
+           "open_cache", "request_key", "without_opt_in"]
 
 log = logging.getLogger("tokenid")
 
@@ -225,6 +225,23 @@ def _flag(headers: object) -> str | None:
             if value == "refresh":
                 return "refresh"
     return None
+
+
+def without_opt_in(headers: object, default_headers: object) -> dict[str, Any] | None:
+    """A call's headers with the opt-in header taken out (also from the client's defaults), or None if absent.
+
+    The header is TokenID's, not the service's: it is never sent.
+    """
+    own = dict(headers) if isinstance(headers, Mapping) else {}
+    defaults = default_headers if isinstance(default_headers, Mapping) else {}
+    names = [k for k in (*own, *defaults) if isinstance(k, str) and k.lower() == CACHE_HEADER]
+    if not names:
+        return None
+    import openai
+
+    kept: dict[str, Any] = {k: v for k, v in own.items() if not (isinstance(k, str) and k.lower() == CACHE_HEADER)}
+    kept.update({name: openai.Omit() for name in names})
+    return kept
 
 
 def request_key(policy: CachePolicy | None, namespace: str, method: str, path: str, body: object, *, stream: bool,

@@ -16,7 +16,6 @@ from openai._models import FinalRequestOptions
 
 from ..azure.identity import provider_for, static_secret
 from ..errors import ConfigError
-from .cache import CACHE_HEADER
 from .config import Target
 
 __all__ = ["build_target_clients", "target_options"]
@@ -125,7 +124,4 @@ def target_options(options: FinalRequestOptions, target: Target, *, injected_usa
                 and (target.api_version or "")[:10] < _AZURE_STREAM_OPTIONS_SINCE:
             body.pop("stream_options", None)  # this region's api-version would answer 400
         copied.json_data = body
-    headers = options.headers
-    if isinstance(headers, Mapping) and any(k.lower() == CACHE_HEADER for k in headers):
-        copied.headers = {k: v for k, v in headers.items() if k.lower() != CACHE_HEADER}
     return copied
