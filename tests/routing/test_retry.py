@@ -116,3 +116,24 @@ def test_backoff_grows_exponentially_with_bounded_jitter() -> None:
         waits = [backoff(policy, retry, rng) for _ in range(500)]
         assert min(waits) >= base * 0.75 and max(waits) <= base
         assert max(waits) - min(waits) > base * 0.15  # jitter is really applied
+
+
+def test_max_elapsed_stops_retries_and_fallbacks(regions: dict[str, Simulator], tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "j.db")
+    client = routed(journal, {"strategy": "fallback", "breaker": False, "targets": [
+        azure_target("sweden", regions["swedencentral"], headers=fault("slow", **{"x-sim-slow-seconds": "2"}),
+                     timeout_s=0.4),
+        azure_target("eastus2", regions["eastus2"]),
+    ], "retry": {"attempts": 5, "initial_delay_s": 0.05, "max_elapsed_s": 0.6}})
+    started = time.perf_counter()
+    with pytest.raises(Exception, match="timed out"):
+        client.chat.completions.create(model="gpt-4o", messages=MSG)
+    elapsed = time.perf_counter() - started
+    client.close()
+    assert elapsed < 2.5  # two timed-out sends at most, never the 5 x 0.4 s of retries, nor a fallback
+    [row] = events(journal)
+    attempts = row["route"]["attempts"]
+    assert 1 <= len(attempts) <= 2 and {a["target"] for a in attempts} == {"sweden"}
+    assert attempts[-1]["next"] == "not retried: max_elapsed_s reached"
+    assert row["route"]["fallbacks"] == [{"group": "routing", "from": "sweden", "to": "eastus2", "reason": "timeout",
+                                          "not_taken": "max_elapsed_s reached"}]

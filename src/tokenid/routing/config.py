@@ -41,7 +41,7 @@ _GROUP_KEYS = frozenset({"strategy", "targets", "on_status", "on_errors", "failo
 _TARGET_KEYS = frozenset({"name", "provider", "azure_endpoint", "base_url", "api_version", "deployment", "weight",
                           "auth", "override_params", "headers", "timeout_s"})
 _RETRY_KEYS = frozenset({"attempts", "initial_delay_s", "max_delay_s", "jitter", "on_status", "on_errors",
-                         "max_retry_after_s"})
+                         "max_retry_after_s", "max_elapsed_s"})
 _BREAKER_KEYS = frozenset({"failures", "cooldown_s", "on_status", "on_errors"})
 _CACHE_KEYS = frozenset({"backend", "ttl_s", "max_entries", "mode"})
 
@@ -103,7 +103,9 @@ class RetryPolicy:
     """Retries of one target: exponential backoff with jitter, or the wait the server asks for.
 
     ``attempts`` None means the client's ``max_retries`` + 1 (the SDK's own rule). A server asking to wait
-    longer than ``max_retry_after_s`` is not waited for: the call falls over to the next target.
+    longer than ``max_retry_after_s`` is not waited for: the call falls over to the next target. Past
+    ``max_elapsed_s`` since the call began, no new send is started (no retry, no fallback): the call fails
+    with the last error.
     """
 
     attempts: int | None = None
@@ -113,6 +115,7 @@ class RetryPolicy:
     on_status: frozenset[int] = DEFAULT_RETRY_ON_STATUS
     on_errors: frozenset[str] = frozenset(ERROR_KINDS)
     max_retry_after_s: float = 30.0
+    max_elapsed_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -317,6 +320,8 @@ def _retry(raw: object) -> RetryPolicy:
         else base.on_errors,
         max_retry_after_s=_number(raw.get("max_retry_after_s", base.max_retry_after_s),
                                   "routing['retry']['max_retry_after_s']"),
+        max_elapsed_s=None if raw.get("max_elapsed_s") is None else _number(
+            raw["max_elapsed_s"], "routing['retry']['max_elapsed_s']", strict=True),
     )
     if policy.jitter > 1:
         raise ConfigError(f"routing['retry']['jitter'] is a fraction between 0 and 1, got {policy.jitter!r}")

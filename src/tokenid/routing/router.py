@@ -198,6 +198,10 @@ class Router:
                     raise
                 last = exc
                 reason = _describe(exc)
+                if index + 1 < len(order) and self._out_of_time(log, 0.0):
+                    log.fallbacks.append({"group": group.name, "from": member.name, "to": order[index + 1].name,
+                                          "reason": reason, "not_taken": "max_elapsed_s reached"})
+                    raise
             if index + 1 < len(order):
                 log.fallbacks.append({"group": group.name, "from": member.name, "to": order[index + 1].name,
                                       "reason": reason})
@@ -255,7 +259,15 @@ class Router:
             if wait[0] > policy.max_retry_after_s:
                 entry["next"] = f"not retried: {wait[1]} asks {wait[0]:.1f}s > max_retry_after_s"
                 raise exc
+            if self._out_of_time(log, wait[0]):
+                entry["next"] = "not retried: max_elapsed_s reached"
+                raise exc
             yield Wait(wait[0])
+
+    def _out_of_time(self, log: RouteLog, wait_s: float) -> bool:
+        """Would a new send (after ``wait_s``) start past the call's ``max_elapsed_s``?"""
+        limit = self.config.retry.max_elapsed_s
+        return limit is not None and time.perf_counter() - log.t0 + wait_s >= limit
 
     def _wait(self, exc: BaseException, policy: RetryPolicy, retry: int) -> tuple[float, str]:
         headers = exc.response.headers if isinstance(exc, openai.APIStatusError) else None
