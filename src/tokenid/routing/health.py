@@ -93,7 +93,9 @@ def target_health(events: Iterable[Mapping[str, Any]], targets: Iterable[str] = 
         if isinstance(served, str) and served in out:
             out[served].served += 1
         for fallback in route.get("fallbacks") or ():
-            source = fallback.get("from") if isinstance(fallback, Mapping) else None
+            if not isinstance(fallback, Mapping) or fallback.get("not_taken"):
+                continue
+            source = fallback.get("from")
             if isinstance(source, str) and source in out:
                 out[source].fallbacks_from += 1
     return list(out.values())
