@@ -216,10 +216,13 @@ class Router:
     def _target(self, target: Target, log: RouteLog, attempts: int) -> Steps:
         breaker = self.breakers.get(target.name)
         policy = self.config.retry
+        failed: BaseException | None = None
         for n in range(attempts):
             if breaker is not None and not breaker.allow():
                 log.attempts.append({"target": target.name, "skipped": "breaker open",
                                      "at_ms": _ms(log.t0)})
+                if failed is not None:  # opened by other calls while this one waited to retry
+                    raise failed
                 raise NoHealthyTarget(f"routing target {target.name!r}: circuit breaker open, next probe in "
                                       f"{breaker.retry_in():.1f}s")
             entry: dict[str, Any] = {"target": target.name, "at_ms": _ms(log.t0)}
@@ -240,7 +243,7 @@ class Router:
                     entry["breaker"] = "closed"
                 log.served_by = target.name
                 return
-            exc = outcome
+            exc = failed = outcome
             entry["outcome"] = _describe(exc)
             entry["error"] = type(exc).__name__
             if breaker is not None:
