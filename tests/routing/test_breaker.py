@@ -24,7 +24,7 @@ class Clock:
         return self.now
 
 
-def test_transitions() -> None:
+def test_transitions(caplog: pytest.LogCaptureFixture) -> None:
     clock = Clock()
     breaker = CircuitBreaker("t", BreakerPolicy(failures=3, cooldown_s=10), clock=clock)
     assert breaker.state == "closed"
@@ -52,6 +52,10 @@ def test_transitions() -> None:
     assert [t.state for t in breaker.transitions] == ["open", "half_open", "open", "half_open", "closed"]
     assert breaker.transitions[0].reason == "3 failures in a row, last: status 503"
     assert breaker.transitions[2].reason == "probe failed: timeout"
+    opened = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert [r.getMessage() for r in opened] == [
+        "tokenid: circuit breaker of routing target 't' is open (3 failures in a row, last: status 503)",
+        "tokenid: circuit breaker of routing target 't' is open (probe failed: timeout)"]
 
 
 def test_breaker_through_the_client(regions: dict[str, Simulator], tmp_path: Path) -> None:

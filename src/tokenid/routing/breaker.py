@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -11,6 +12,8 @@ from typing import Literal
 from .config import BreakerPolicy
 
 __all__ = ["BreakerState", "CircuitBreaker"]
+
+logger = logging.getLogger("tokenid")
 
 BreakerState = Literal["closed", "open", "half_open"]
 
@@ -104,6 +107,9 @@ class CircuitBreaker:
             self._probing = False
 
     def _move(self, state: BreakerState, reason: str) -> None:
+        level = logging.WARNING if state == "open" else logging.INFO
+        logger.log(level, "tokenid: circuit breaker of routing target %r is %s (%s)", self.name,
+                   state.replace("_", "-"), reason)
         self._state = state
         if state == "closed":
             self._failures = 0

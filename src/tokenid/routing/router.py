@@ -205,6 +205,8 @@ class Router:
             if index + 1 < len(order):
                 log.fallbacks.append({"group": group.name, "from": member.name, "to": order[index + 1].name,
                                       "reason": reason})
+                logger.info("tokenid: routing group %r: %s -> %s (%s)", group.name, member.name,
+                            order[index + 1].name, reason)
         if last is not None:
             raise last
         names = [t.name for t in group.targets()]
