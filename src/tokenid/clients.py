@@ -307,25 +307,32 @@ class _Journaling:
     def _tokenid_from_cache(self, router: Router, call: Call | None, options: FinalRequestOptions,
                             stream: bool) -> str | None:
         """Look the call up in the response cache (a hit is served by ``_send_request``); its key, if cached."""
-        if call is None:
+        if call is None or router.config.cache is None:
             return None
-        key, lookup = self._tokenid_cache_key(router, options, stream)
-        if router.config.cache is not None:
+        try:
+            key, lookup = self._tokenid_cache_key(router, options, stream)
             from .routing.cache import without_opt_in
 
             headers = without_opt_in(options.headers, cast(Any, self)._custom_headers)
             if headers is not None:
                 options.headers = headers
-        if key is not None and lookup:
-            call.cached = router.lookup(key)
-            if call.cached is not None:
-                call.route = _cache_route()
-        return key
+            if key is not None and lookup:
+                call.cached = router.lookup(key)
+                if call.cached is not None:
+                    call.route = _cache_route()
+            return key
+        except Exception as exc:  # the cache must never break the call
+            log.error("tokenid: response cache skipped (%s: %s)", type(exc).__name__, exc)
+            call.cached = None
+            return None
 
     def _tokenid_store(self, router: Router, key: str | None, call: Call | None) -> None:
         if key is not None and call is not None and not call.cache_hit:
-            headers = {k.lower(): v for k, v in call.headers.items()} if call.headers is not None else None
-            router.store(key, call.http_status, headers, call.body, call.content_type)
+            try:
+                headers = {k.lower(): v for k, v in call.headers.items()} if call.headers is not None else None
+                router.store(key, call.http_status, headers, call.body, call.content_type)
+            except Exception as exc:
+                log.error("tokenid: response not cached (%s: %s)", type(exc).__name__, exc)
 
     def _tokenid_plan(self, router: Router, call: Call | None, options: FinalRequestOptions) -> Steps:
         from .call import endpoint_name
