@@ -70,9 +70,9 @@ def test_bad_values_are_clear_errors() -> None:
 def test_public_names_are_exactly_these() -> None:
     assert sorted(tokenid.__all__) == sorted([
         "AsyncJournaledAzureOpenAI", "AsyncJournaledOpenAI", "BudgetExceeded", "ConfigError", "EnforcementError",
-        "Journal", "JournalError", "JournaledAzureOpenAI", "JournaledOpenAI", "ModelNotAllowed",
-        "RateLimitExceeded", "TokenIDError", "Usage", "__version__", "default_journal_target", "get_journal",
-        "session", "tags",
+        "Journal", "JournalError", "JournaledAzureOpenAI", "JournaledOpenAI", "ModelNotAllowed", "NoHealthyTarget",
+        "RateLimitExceeded", "RoutingError", "TokenIDError", "Usage", "__version__", "default_journal_target",
+        "get_journal", "session", "tags",
     ])
     for name in tokenid.__all__:
         assert hasattr(tokenid, name)

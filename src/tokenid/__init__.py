@@ -10,7 +10,9 @@ from .errors import (
     EnforcementError,
     JournalError,
     ModelNotAllowed,
+    NoHealthyTarget,
     RateLimitExceeded,
+    RoutingError,
     TokenIDError,
 )
 from .journal import Journal, default_journal_target, get_journal
@@ -32,7 +34,9 @@ __all__ = [
     "JournaledAzureOpenAI",
     "JournaledOpenAI",
     "ModelNotAllowed",
+    "NoHealthyTarget",
     "RateLimitExceeded",
+    "RoutingError",
     "TokenIDError",
     "Usage",
     "__version__",

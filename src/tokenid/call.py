@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from .enforce import Decision, Enforcer
     from .journal import Journal
     from .pricing import Pricer, PriceResult
+    from .routing import CachedResponse, Router
+    from .routing.router import RouteLog
 
 __all__ = ["Call", "ClientSettings", "endpoint_name", "price_columns", "row_tuple", "usage_columns"]
 
@@ -174,6 +176,8 @@ class ClientSettings:
     inject_stream_usage: bool = True
     azure: bool = False
     api_version: str | None = None
+    router: Router | None = None  # the routing / cache layer; None keeps the SDK's own behaviour
+    target_auth: dict[str, Any] = field(default_factory=dict)  # each target's auth kwargs, shared by copies
 
 
 def _iso(ts: float) -> str:
@@ -260,10 +264,12 @@ class Call:
     """One logical call: created before sending, fed each attempt's response, journaled once."""
 
     __slots__ = (
-        "api_version", "attempts", "audio", "body", "chunks", "complete", "content_type", "decision", "deployment",
+        "api_version", "attempts", "audio", "body", "cache_hit", "cached", "chunks", "complete", "content_type",
+        "decision", "deployment",
         "encoding", "endpoint", "enforcement",
         "error", "error_code", "error_message", "finished", "headers", "http_status", "injected_usage", "method",
-        "model_requested", "parsed", "path", "provider", "request", "resource", "returned", "session_id", "settings",
+        "model_requested", "parsed", "path", "provider", "request", "resource", "returned", "route", "session_id",
+        "settings",
         "started",
         "status", "stream", "t0", "t_end", "t_first", "tags",
     )
@@ -302,6 +308,9 @@ class Call:
         self.enforcement: list[dict[str, Any]] | None = None
         self.returned = False
         self.finished = False
+        self.route: RouteLog | None = None  # set by the router: the targets tried, in order
+        self.cache_hit = False
+        self.cached: CachedResponse | None = None  # the cached answer to serve instead of sending
         self.status = "ok"
         self.error: str | None = None
         self.error_code: str | None = None
@@ -311,7 +320,7 @@ class Call:
     def attempt(self, request: httpx2.Request) -> int:
         """A request is about to be sent (first try, SDK retry or redirect)."""
         self.attempts += 1
-        if self.attempts == 1:
+        if self.attempts == 1 or self.route is not None:  # routed calls may change target on any attempt
             url = request.url
             host = url.host
             self.resource = host
@@ -321,11 +330,23 @@ class Call:
             if match is not None:
                 self.deployment = match.group(1)
                 self.provider = "azure_openai"
-            elif self.provider == "azure_openai":
+            elif self.provider == "azure_openai" and self.deployment is None:
                 self.deployment = self.model_requested  # /openai/v1/... and /openai/responses take it in the body
             if self.provider == "azure_openai" and (self.api_version is None or b"api-version" in url.query):
                 self.api_version = url.params.get("api-version") or self.api_version
         return self.attempts
+
+    def retarget(self, provider: str, api_version: str | None, model: str | None) -> None:
+        """The router sends the next attempt to another target: what the event says is served follows it."""
+        self.provider = "azure_openai" if provider == "azure" else "openai"
+        self.api_version = api_version if provider == "azure" else None
+        self.deployment = model if provider == "azure" else None
+
+    def served_from_cache(self, request: httpx2.Request) -> None:
+        """A cached answer stands in for a send: describe the target from the URL, count no attempt."""
+        self.attempt(request)
+        self.attempts -= 1
+        self.cache_hit = True
 
     def response(self, response: httpx2.Response, *, read: bool) -> None:
         """An attempt got a response; ``read`` when its body is already in memory."""
@@ -539,9 +560,12 @@ class Call:
                 out["unpriced_reason"] = f"pricing failed: {type(exc).__name__}"
         if self.decision is not None and self.settings.enforcer is not None:
             settled = out.get("priced")
-            self.settings.enforcer.settle(
-                self.decision, tokens=None if usage is None else usage.input_tokens + usage.output_tokens,
-                cost_usd=None if settled is None else settled.cost_usd, failed=self.status == "error")
+            if self.cache_hit:  # served from the cache: nothing was spent
+                self.settings.enforcer.settle(self.decision, tokens=0, cost_usd=Decimal(0), failed=False)
+            else:
+                self.settings.enforcer.settle(
+                    self.decision, tokens=None if usage is None else usage.input_tokens + usage.output_tokens,
+                    cost_usd=None if settled is None else settled.cost_usd, failed=self.status == "error")
         if self.settings.store_content:
             out["content"] = {"request": self.request, "response_text": text}
         return out
@@ -613,7 +637,7 @@ class Call:
             "request_id": request_id,
             "attempts": self.attempts,
             "stream": int(self.stream),
-            "cache_hit": 0,
+            "cache_hit": int(self.cache_hit),
             "unpriced_reason": metered.get("unpriced_reason"),
             "service_tier": metered.get("service_tier"),
         }
@@ -628,6 +652,13 @@ class Call:
             row["units"] = json.dumps(units, sort_keys=True)
         if metered.get("blocked"):
             row["cost_usd"], row["cost_nanousd"], row["unpriced_reason"] = "0", 0, None
+        if self.cache_hit:  # what the call would have cost is saved, not spent
+            row["saved_usd"] = row.get("cost_usd")
+            row["cost_usd"], row["cost_nanousd"] = "0", 0
+            if row.get("units_cost_usd") is not None:
+                row["units_cost_usd"] = "0"
+        if self.route is not None:
+            row["route"] = json.dumps(self.route.as_json(), default=str)
         if self.enforcement:
             row["enforcement"] = json.dumps(self.enforcement, default=str)
         if "content" in metered:

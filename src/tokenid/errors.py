@@ -3,10 +3,12 @@
     TokenIDError
     ├── ConfigError            bad constructor argument or configuration (raised at construction)
     ├── JournalError           the journal store cannot be opened or read (never raised into an LLM call)
-    └── EnforcementError       a local rule denied a call; also an ``openai.OpenAIError``
-        ├── BudgetExceeded
-        ├── ModelNotAllowed
-        └── RateLimitExceeded
+    ├── EnforcementError       a local rule denied a call; also an ``openai.OpenAIError``
+    │   ├── BudgetExceeded
+    │   ├── ModelNotAllowed
+    │   └── RateLimitExceeded
+    └── RoutingError           the gateway could not place a call; also an ``openai.OpenAIError``
+        └── NoHealthyTarget    every target's circuit breaker is open
 
 Denials subclass ``openai.OpenAIError`` so the SDK never retries them and existing
 ``except openai.OpenAIError`` handlers keep catching them.
@@ -22,7 +24,9 @@ __all__ = [
     "EnforcementError",
     "JournalError",
     "ModelNotAllowed",
+    "NoHealthyTarget",
     "RateLimitExceeded",
+    "RoutingError",
     "TokenIDError",
 ]
 
@@ -53,3 +57,11 @@ class ModelNotAllowed(EnforcementError):
 
 class RateLimitExceeded(EnforcementError):
     """A local rate limit has no capacity left for this call."""
+
+
+class RoutingError(TokenIDError, openai.OpenAIError):
+    """The routing layer could not send the call to any target (never raised for a target's own error)."""
+
+
+class NoHealthyTarget(RoutingError):
+    """Every target the call could go to has an open circuit breaker; the message says when each re-opens."""

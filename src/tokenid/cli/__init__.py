@@ -321,5 +321,14 @@ def demo(
     run_demo(journal)
 
 
+def _register_health() -> None:
+    from .health import health
+
+    app.command("health")(health)
+
+
+_register_health()
+
+
 def main() -> None:
     app()

@@ -33,7 +33,8 @@ __all__ = [
 SCOPES = ("global", "session", "deployment", "model", "endpoint", "tag:<name>", "deployment:<name>", "model:<name>")
 _TOP_KEYS = frozenset({"mode", "counters", "reservation_ttl_s", "deployments", "budgets", "model_ceiling", "routes",
                        "rate_limits",
-                       "max_tokens", "allow", "deny"})
+                       "max_tokens", "allow", "deny",
+                       "routing"})  # the gateway's targets, validated by tokenid.routing, not here
 
 
 @dataclass(frozen=True)
@@ -285,10 +286,14 @@ def _access(raw: object, key: str) -> AccessList:
                       endpoints=_names(m.get("endpoints", []), f"{key}.endpoints"))
 
 
-def load_config(value: object) -> Mapping[str, Any] | None:
-    """A mapping as given, or the mapping in a TOML / YAML / JSON file; None and ``$TOKENID_ENFORCEMENT`` too."""
+def load_config(value: object, key: str = "enforcement_config",
+                env: str | None = "TOKENID_ENFORCEMENT") -> Mapping[str, Any] | None:
+    """A mapping as given, or the mapping in a TOML / YAML / JSON file; None reads the file named by ``env``.
+
+    ``key`` names the argument in errors (``enforcement_config``, ``routing``).
+    """
     if value is None:
-        value = os.environ.get("TOKENID_ENFORCEMENT") or None
+        value = (os.environ.get(env) if env else None) or None
         if value is None:
             return None
     if isinstance(value, Mapping):
@@ -296,7 +301,7 @@ def load_config(value: object) -> Mapping[str, Any] | None:
     if isinstance(value, str | os.PathLike):
         path = Path(value).expanduser()
         if not path.is_file():
-            raise ConfigError(f"enforcement_config: no file at {path}")
+            raise ConfigError(f"{key}: no file at {path}")
         text = path.read_text(encoding="utf-8")
         suffix = path.suffix.lower()
         try:
@@ -315,13 +320,13 @@ def load_config(value: object) -> Mapping[str, Any] | None:
 
                 loaded = json.loads(text)
         except ModuleNotFoundError as exc:
-            raise ConfigError(f"enforcement_config: reading {suffix} files needs the {exc.name!r} package") from exc
+            raise ConfigError(f"{key}: reading {suffix} files needs the {exc.name!r} package") from exc
         except ValueError as exc:
-            raise ConfigError(f"enforcement_config: {path} is not valid {suffix[1:].upper()}: {exc}") from exc
+            raise ConfigError(f"{key}: {path} is not valid {suffix[1:].upper()}: {exc}") from exc
         if not isinstance(loaded, Mapping):
-            raise ConfigError(f"enforcement_config: {path} must hold a mapping at the top level")
+            raise ConfigError(f"{key}: {path} must hold a mapping at the top level")
         return loaded
-    raise ConfigError(f"enforcement_config must be a mapping or a file path, got {type(value).__name__}")
+    raise ConfigError(f"{key} must be a mapping or a file path, got {type(value).__name__}")
 
 
 def parse_config(raw: Mapping[str, Any]) -> EnforcementConfig:
