@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import ConfigError, JournalError
-from .schema import COLUMNS, MIGRATIONS, SCHEMA_VERSION
+from .schema import COLUMNS, MIGRATIONS, SCHEMA_VERSION, SQLITE_ONLY_MIGRATIONS
 from .sqlite import decode_row
 
 __all__ = ["PostgresStore", "redact_url"]
@@ -145,7 +145,9 @@ class PostgresStore:
             if version > SCHEMA_VERSION:
                 raise JournalError(f"{self.location} has journal schema v{version}, newer than this TokenID "
                                    f"(v{SCHEMA_VERSION}): upgrade tokenid")
-            for step in MIGRATIONS[version:]:
+            for number, step in enumerate(MIGRATIONS[version:], version + 1):
+                if number in SQLITE_ONLY_MIGRATIONS:
+                    continue
                 for statement in step:
                     conn.execute(pg_statement(statement))
             if row is None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["COLUMNS", "INT_COLUMNS", "JSON_COLUMNS", "MIGRATIONS", "SCHEMA_VERSION"]
+__all__ = ["COLUMNS", "INT_COLUMNS", "JSON_COLUMNS", "MIGRATIONS", "SCHEMA_VERSION", "SQLITE_ONLY_MIGRATIONS"]
 
 # (name, SQL type) in storage order
 _COLUMN_TYPES: tuple[tuple[str, str], ...] = (
@@ -185,3 +185,6 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     ),
 )
 SCHEMA_VERSION: Final[int] = len(MIGRATIONS)
+#: Migrations (by number, from 1) that only a SQLite journal runs: what they build exists for SQLite readers only.
+#: A PostgreSQL journal records the version but skips them.
+SQLITE_ONLY_MIGRATIONS: Final[frozenset[int]] = frozenset()
