@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from .rollups import ROLLUP_MIGRATION
+
 __all__ = ["COLUMNS", "INT_COLUMNS", "JSON_COLUMNS", "MIGRATIONS", "SCHEMA_VERSION"]
 
 # (name, SQL type) in storage order
@@ -182,5 +184,8 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
   PRIMARY KEY (account_id, deployment, direction, day)
 )""",
     ),
+    # Migration 4: the dashboard's rollups (hourly, per session, per tag), backfilled from the events already
+    # stored; kept current by the writer in each insert's transaction (see rollups.py).
+    ROLLUP_MIGRATION,
 )
 SCHEMA_VERSION: Final[int] = len(MIGRATIONS)

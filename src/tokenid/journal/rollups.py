@@ -1,0 +1,157 @@
+"""Pre-aggregated rollups of the events table: hourly totals by dimension, by session and by tag.
+
+The dashboard reads these instead of scanning millions of events. They are kept exact by the
+journal writer: in the transaction that inserts a batch, one ``INSERT … SELECT … GROUP BY`` per
+rollup folds in the rows whose rowid is above the table's maximum before the insert, i.e. exactly
+the rows that were stored (``INSERT OR IGNORE`` duplicates are skipped). Spooled rows, fan-out rows
+and out-of-order timestamps all go through that same insert. Migration 4 runs the same statements
+over the whole table to backfill an existing journal, and a trigger folds the invoice-calibrated
+cost in when reconciliation updates an event. Key and metric expressions are defined once here and
+shared by the writer, the backfill and the dashboard's queries over raw events.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = [
+    "DIMENSIONS",
+    "METRICS",
+    "ROLLUP_MIGRATION",
+    "ROLLUP_TABLES",
+    "STAGE_DDL",
+    "fold_statements",
+]
+
+def _dimensions(row: str = "") -> dict[str, str]:
+    """rollup column -> the SQL expression over an events row it is keyed by (``row``: "NEW." in a trigger)."""
+    r = row
+    return {
+        "hour": f"substr({r}started_at, 1, 13)",
+        "provider": f"{r}provider",
+        "deployment": f"COALESCE({r}deployment, '')",
+        "model": f"COALESCE({r}canonical_model, {r}model_served, {r}model_requested, '')",
+        "status": f"{r}status",
+        "session_id": f"{r}session_id",
+    }
+
+
+DIMENSIONS: Final[dict[str, str]] = _dimensions()
+
+_REWRITTEN: Final = ("(enforcement IS NOT NULL AND enforcement NOT LIKE '%\"shadow\": true%' AND "
+                     "(enforcement LIKE '%\"action\": \"rewrite\"%' OR enforcement LIKE '%\"action\": \"downgrade\"%'))")
+
+# rollup column -> (SQL type, aggregate over events rows). Every metric is additive, so a rollup row
+# is summed with SUM(column) and the aggregate of several batches is the sum of their aggregates.
+METRICS: Final[dict[str, tuple[str, str]]] = {
+    "calls": ("INTEGER", "COUNT(*)"),
+    "input_tokens": ("INTEGER", "COALESCE(SUM(input_tokens), 0)"),
+    "cached_input_tokens": ("INTEGER", "COALESCE(SUM(cached_input_tokens), 0)"),
+    "output_tokens": ("INTEGER", "COALESCE(SUM(output_tokens), 0)"),
+    "reasoning_tokens": ("INTEGER", "COALESCE(SUM(reasoning_tokens), 0)"),
+    "cost_nanousd": ("INTEGER", "COALESCE(SUM(cost_nanousd), 0)"),
+    "priced_calls": ("INTEGER", "COUNT(cost_nanousd)"),
+    "unpriced": ("INTEGER", "COALESCE(SUM(cost_nanousd IS NULL AND status != 'blocked'), 0)"),
+    "invoice_cost_nanousd": ("INTEGER", "COALESCE(SUM(invoice_cost_nanousd), 0)"),
+    "invoiced_calls": ("INTEGER", "COUNT(invoice_cost_nanousd)"),
+    "latency_ms_sum": ("REAL", "COALESCE(SUM(latency_ms), 0)"),
+    "latency_calls": ("INTEGER", "COUNT(latency_ms)"),
+    "ttft_ms_sum": ("REAL", "COALESCE(SUM(ttft_ms), 0)"),
+    "ttft_calls": ("INTEGER", "COUNT(ttft_ms)"),
+    "rewritten": ("INTEGER", f"COALESCE(SUM({_REWRITTEN}), 0)"),
+    "estimated": ("INTEGER", "COALESCE(SUM(usage_source = 'estimated'), 0)"),
+    "cache_hits": ("INTEGER", "COALESCE(SUM(cache_hit = 1), 0)"),
+}
+
+# table -> its key columns, in primary-key order (the time column first: the dashboard reads ranges)
+ROLLUP_TABLES: Final[dict[str, tuple[str, ...]]] = {
+    "rollup_hourly": ("hour", "provider", "deployment", "model", "status"),
+    "rollup_sessions": ("hour", "session_id", "provider", "deployment", "model", "status"),
+    "rollup_tags": ("tag_key", "tag_value", "hour", "provider", "deployment", "model", "status"),
+}
+_EXTRA: Final[dict[str, tuple[tuple[str, str, str], ...]]] = {
+    # the sessions rollup also keeps when each (session, hour) slice started and ended
+    "rollup_sessions": (("first_at", "TEXT", "MIN(started_at)"), ("last_at", "TEXT", "MAX(started_at)")),
+}
+_MERGE_EXTRA: Final[dict[str, str]] = {"first_at": "min(first_at, excluded.first_at)",
+                                       "last_at": "max(last_at, excluded.last_at)"}
+
+
+def _create(table: str) -> str:
+    keys = ROLLUP_TABLES[table]
+    cols = [f"{k} TEXT NOT NULL" for k in keys]
+    cols += [f"{name} {sqltype}" for name, sqltype, _ in _EXTRA.get(table, ())]
+    cols += [f"{name} {sqltype} NOT NULL DEFAULT 0" for name, (sqltype, _) in METRICS.items()]
+    return f"CREATE TABLE {table} (\n  " + ",\n  ".join(cols) + f",\n  PRIMARY KEY ({', '.join(keys)})\n) WITHOUT ROWID"
+
+
+_STAGE_KEYS: Final = ("hour", "provider", "deployment", "model", "status", "session_id")
+# A batch is grouped once, by every key any rollup needs, into this per-connection scratch table; the three
+# rollups are then folded from its few rows (one scan of the new events instead of three).
+STAGE_DDL: Final = (f"CREATE TEMP TABLE IF NOT EXISTS rollup_stage ({', '.join(_STAGE_KEYS)}, tags, first_at, last_at, "
+                    f"{', '.join(METRICS)})")
+
+
+def _fold(table: str) -> str:
+    """``INSERT … SELECT … GROUP BY … ON CONFLICT DO UPDATE`` adding the staged batch to one rollup."""
+    keys = ROLLUP_TABLES[table]
+    extra = _EXTRA.get(table, ())
+    key_exprs = [("CAST(t.key AS TEXT)" if k == "tag_key" else "CAST(t.value AS TEXT)" if k == "tag_value"
+                  else f"s.{k}") for k in keys]
+    staged_extra = {"first_at": "MIN(s.first_at)", "last_at": "MAX(s.last_at)"}
+    columns = [*keys, *(name for name, _, _ in extra), *METRICS]
+    selects = [*key_exprs, *(staged_extra[name] for name, _, _ in extra), *(f"SUM(s.{m})" for m in METRICS)]
+    source = "temp.rollup_stage AS s"
+    where = "1"
+    if table == "rollup_tags":
+        source += ", json_each(s.tags) AS t"
+        where = "s.tags IS NOT NULL AND t.type NOT IN ('object', 'array')"
+    elif table == "rollup_sessions":
+        where = "s.session_id IS NOT NULL"
+    updates = [f"{c} = {_MERGE_EXTRA[c]}" for c, _, _ in extra]
+    updates += [f"{m} = {m} + excluded.{m}" for m in METRICS]
+    return (f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(selects)} FROM {source} "
+            f"WHERE {where} GROUP BY {', '.join(str(i) for i in range(1, len(keys) + 1))} "
+            f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {', '.join(updates)}")
+
+
+_FOLDS: Final = tuple(_fold(table) for table in ROLLUP_TABLES)
+
+
+def fold_statements(where: str) -> tuple[str, ...]:
+    """The statements that add the events matching ``where`` (may use ``:after``) to every rollup.
+
+    Run them inside the transaction that stored those events, on a connection that has run ``STAGE_DDL``.
+    """
+    stage = (f"INSERT INTO temp.rollup_stage SELECT {', '.join(DIMENSIONS[k] for k in _STAGE_KEYS)}, tags, "
+             f"MIN(started_at), MAX(started_at), {', '.join(agg for _, agg in METRICS.values())} FROM events "
+             f"WHERE {where} GROUP BY 1, 2, 3, 4, 5, 6, 7")
+    return ("DELETE FROM temp.rollup_stage", stage, *_FOLDS, "DELETE FROM temp.rollup_stage")
+
+
+def _invoice_trigger() -> str:
+    """Reconciliation re-prices stored events (``invoice_cost_nanousd``): move the rollups' invoice sums along."""
+    delta = ("invoice_cost_nanousd = invoice_cost_nanousd + COALESCE(NEW.invoice_cost_nanousd, 0) "
+             "- COALESCE(OLD.invoice_cost_nanousd, 0), invoiced_calls = invoiced_calls "
+             "+ (NEW.invoice_cost_nanousd IS NOT NULL) - (OLD.invoice_cost_nanousd IS NOT NULL)")
+    match = _dimensions("NEW.")
+    body = []
+    for table, keys in ROLLUP_TABLES.items():
+        conds = [f"{k} = {match[k]}" for k in keys if k in match]
+        if table == "rollup_tags":
+            conds.append("(tag_key, tag_value) IN (SELECT CAST(key AS TEXT), CAST(value AS TEXT) "
+                         "FROM json_each(NEW.tags) WHERE type NOT IN ('object', 'array'))")
+        body.append(f"UPDATE {table} SET {delta} WHERE {' AND '.join(conds)};")
+    return ("CREATE TRIGGER events_invoice_rollups AFTER UPDATE OF invoice_cost_nanousd ON events "
+            "WHEN NEW.invoice_cost_nanousd IS NOT OLD.invoice_cost_nanousd BEGIN\n  " + "\n  ".join(body) + "\nEND")
+
+
+ROLLUP_MIGRATION: Final[tuple[str, ...]] = (
+    *(_create(table) for table in ROLLUP_TABLES),
+    "CREATE INDEX rollup_sessions_session ON rollup_sessions (session_id, hour)",
+    # the enforcement view lists blocked and rewritten calls: a small partial index instead of a scan
+    "CREATE INDEX events_enforced ON events (started_at) WHERE enforcement IS NOT NULL",
+    STAGE_DDL,
+    *fold_statements("1"),  # backfill what an existing journal already holds
+    _invoice_trigger(),
+)
