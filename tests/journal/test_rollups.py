@@ -10,23 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from tokenid import Journal
-from tokenid.dashboard.sample import sample_rows
+from tokenid.dashboard.sample import ReadyRows, legacy_journal, sample_rows
 from tokenid.journal import COLUMNS
 from tokenid.journal.rollups import ROLLUP_TABLES
-from tokenid.journal.schema import MIGRATIONS
 
 _I = {c: i for i, c in enumerate(COLUMNS)}
-
-
-class Ready:
-    def __init__(self, row: tuple[Any, ...] | list[tuple[Any, ...]]) -> None:
-        self.row = row
-
-    def to_row(self) -> tuple[Any, ...] | list[tuple[Any, ...]]:
-        return self.row
-
-    def fallback_row(self, error: BaseException) -> tuple[Any, ...]:
-        raise AssertionError("not expected")
 
 
 def expected(events: list[dict[str, Any]]) -> dict[str, dict[tuple[Any, ...], tuple[int, int, int, int]]]:
@@ -61,19 +49,28 @@ def test_rollups_match_events_for_batches_fanout_duplicates_and_out_of_order(tmp
     rows = list(sample_rows(3000, sessions=40, hours=72))
     journal = Journal(tmp_path / "j.db", batch_size=500)
     for row in rows[:1000]:
-        journal.record(Ready(row))
+        journal.record(ReadyRows(row))
     journal.flush()
-    journal.record(Ready(rows[1000:1200]))  # fan-out: one item, many rows
-    journal.record(Ready(rows[:50]))  # duplicates of stored events: INSERT OR IGNORE, must not count twice
+    journal.record(ReadyRows(rows[1000:1200]))  # fan-out: one item, many rows
+    journal.record(ReadyRows(rows[:50]))  # duplicates of stored events: INSERT OR IGNORE, must not count twice
     for row in reversed(rows[1200:]):  # a session's late events arrive after later ones
-        journal.record(Ready(row))
+        journal.record(ReadyRows(row))
     late = list(rows[5])
     late[_I["id"]], late[_I["started_at"]] = "zz-late", "2026-09-01T03:04:05.000000Z"
-    journal.record(Ready(tuple(late)))  # an event older than everything stored
+    journal.record(ReadyRows(tuple(late)))  # an event older than everything stored
     journal.flush()
     events = journal.events()
     assert len(events) == 3001
     assert stored(journal.path) == expected(events)
+    actions: dict[tuple[str, str], int] = defaultdict(int)
+    for e in events:
+        for a in e["enforcement"] or []:
+            actions[a["rule"], a["action"]] += 1
+    conn = sqlite3.connect(journal.path)
+    got = {(r, a): n for r, a, n in conn.execute(
+        "SELECT rule, action, SUM(calls) FROM rollup_enforcement GROUP BY 1, 2")}
+    conn.close()
+    assert got == dict(actions) and len(got) == 2
     sessions = sqlite3.connect(journal.path).execute(
         "SELECT MIN(first_at), MAX(last_at) FROM rollup_sessions WHERE session_id = ?", (late[_I["session_id"]],))
     first, last = sessions.fetchone()
@@ -87,7 +84,7 @@ def test_spooled_rows_land_in_the_rollups_when_reloaded(tmp_path: Path) -> None:
     path = tmp_path / "j.db"
     journal = Journal(path)
     journal._spool(rows[:200], RuntimeError("disk full"))
-    journal.record(Ready(rows[200:]))
+    journal.record(ReadyRows(rows[200:]))
     journal.close()
     reopened = Journal(path)
     events = reopened.events()
@@ -98,15 +95,7 @@ def test_spooled_rows_land_in_the_rollups_when_reloaded(tmp_path: Path) -> None:
 
 def test_an_existing_journal_gets_its_rollups_backfilled(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
-    conn = sqlite3.connect(path)
-    for step in MIGRATIONS[:3]:
-        for statement in step:
-            conn.execute(statement)
-    conn.execute("PRAGMA user_version = 3")
-    rows = list(sample_rows(800, seed=11, hours=48))
-    conn.executemany(f"INSERT INTO events ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})", rows)
-    conn.commit()
-    conn.close()
+    legacy_journal(path, list(sample_rows(800, seed=11, hours=48)))
     journal = Journal(path)
     events = journal.events()
     assert len(events) == 800
@@ -118,18 +107,22 @@ def test_an_existing_journal_gets_its_rollups_backfilled(tmp_path: Path) -> None
 def test_reconciliation_updates_move_the_invoice_sums(tmp_path: Path) -> None:
     rows = list(sample_rows(200, seed=5, hours=10))
     journal = Journal(tmp_path / "j.db")
-    journal.record(Ready(rows))
+    journal.record(ReadyRows(rows))
     journal.flush()
     conn = sqlite3.connect(journal.path)
     conn.execute("UPDATE events SET invoice_cost_nanousd = cost_nanousd * 9 / 10, invoice_cost_usd = 'x' "
                  "WHERE cost_nanousd IS NOT NULL AND provider = 'azure_openai'")
     conn.execute("UPDATE events SET invoice_cost_nanousd = invoice_cost_nanousd + 7 WHERE rowid % 3 = 0")
     conn.commit()
-    want = conn.execute("SELECT SUM(invoice_cost_nanousd), COUNT(invoice_cost_nanousd) FROM events").fetchone()
+    want = conn.execute("SELECT SUM(invoice_cost_nanousd), COUNT(invoice_cost_nanousd), "
+                        "SUM(CASE WHEN invoice_cost_nanousd IS NULL THEN 0 ELSE cost_nanousd END) "
+                        "FROM events").fetchone()
+    assert want[1] > 0 and want[0] != want[2]
     for table in ROLLUP_TABLES:
-        got = conn.execute(f"SELECT SUM(invoice_cost_nanousd), SUM(invoiced_calls) FROM {table}").fetchone()
+        got = conn.execute(f"SELECT SUM(invoice_cost_nanousd), SUM(invoiced_calls), SUM(invoiced_list_nanousd) "
+                           f"FROM {table}").fetchone()
         if table == "rollup_tags":  # every sample event has two tags
-            got = (got[0] // 2, got[1] // 2)
+            got = (got[0] // 2, got[1] // 2, got[2] // 2)
         assert got == want, table
     by_team = dict(conn.execute("SELECT tag_value, SUM(invoice_cost_nanousd) FROM rollup_tags WHERE tag_key = 'team' "
                                 "GROUP BY 1"))
@@ -146,7 +139,7 @@ def test_tag_values_of_every_json_type_are_rolled_up_as_text(tmp_path: Path) -> 
     row = list(next(sample_rows(1)))
     row[_I["tags"]] = json.dumps({"user": "ann", "tier": 3, "beta": True, "nested": {"x": 1}})
     journal = Journal(tmp_path / "j.db")
-    journal.record(Ready(tuple(row)))
+    journal.record(ReadyRows(tuple(row)))
     journal.close()
     conn = sqlite3.connect(journal.path)
     tags = sorted(conn.execute("SELECT tag_key, tag_value FROM rollup_tags"))

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import json
 import random
+import sqlite3
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
-from ..journal.schema import COLUMNS
+from ..journal.schema import COLUMNS, MIGRATIONS
 
-__all__ = ["PRICES_NANOUSD", "sample_rows"]
+__all__ = ["PRICES_NANOUSD", "ReadyRows", "legacy_journal", "sample_rows"]
 
 # deployment -> (provider, model, nano-dollars per input token, per output token)
 PRICES_NANOUSD: dict[str, tuple[str, str, int, int]] = {
@@ -53,9 +55,11 @@ def sample_rows(count: int, *, seed: int = 7, start: datetime | None = None, hou
         latency = None if status == "blocked" else round(rnd.uniform(120, 4000), 1)
         enforcement: list[dict[str, Any]] | None = None
         if status == "blocked":
-            enforcement = [{"rule": "team-daily", "action": "block", "reason": "budget team-daily exceeded"}]
+            enforcement = [{"rule": "team-daily", "type": "budget", "action": "block",
+                            "reason": "budget team-daily exceeded"}]
         elif rnd.random() < 0.02:
-            enforcement = [{"rule": "no-4o", "action": "rewrite", "from": "gpt-4o", "to": "gpt-4o-mini"}]
+            enforcement = [{"rule": "no-4o", "type": "model_ceiling", "action": "rewrite", "from": "gpt-4o",
+                            "to": "gpt-4o-mini", "reason": "gpt-4o is above the ceiling"}]
         session = f"sess-{rnd.randrange(sessions):05d}"
         row = list(template)
         values = {
@@ -90,3 +94,33 @@ def sample_rows(count: int, *, seed: int = 7, start: datetime | None = None, hou
         for name, value in values.items():
             row[_INDEX[name]] = value
         yield tuple(row)
+
+
+class ReadyRows:
+    """A journal item that is already a row, or a list of rows (a fan-out item): what the writer stores as is."""
+
+    __slots__ = ("rows",)
+
+    def __init__(self, rows: tuple[Any, ...] | list[tuple[Any, ...]]) -> None:
+        self.rows = rows
+
+    def to_row(self) -> tuple[Any, ...] | list[tuple[Any, ...]]:
+        return self.rows
+
+    def fallback_row(self, error: BaseException) -> tuple[Any, ...]:
+        raise error
+
+
+def legacy_journal(path: Path, rows: list[tuple[Any, ...]], version: int = 3) -> None:
+    """A journal file at an older schema ``version`` holding ``rows``, as an older TokenID left it."""
+    conn = sqlite3.connect(path)
+    try:
+        for step in MIGRATIONS[:version]:
+            for statement in step:
+                conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {int(version)}")
+        conn.executemany(f"INSERT INTO events ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})",
+                         rows)
+        conn.commit()
+    finally:
+        conn.close()

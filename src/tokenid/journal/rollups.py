@@ -12,10 +12,14 @@ shared by the writer, the backfill and the dashboard's queries over raw events.
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
 __all__ = [
+    "ACTIONS_JOIN",
+    "ACTION_FIELDS",
     "DIMENSIONS",
+    "ENFORCEMENT_KEYS",
     "METRICS",
     "ROLLUP_MIGRATION",
     "ROLLUP_TABLES",
@@ -38,30 +42,34 @@ def _dimensions(row: str = "") -> dict[str, str]:
 
 DIMENSIONS: Final[dict[str, str]] = _dimensions()
 
-_REWRITTEN: Final = ("(enforcement IS NOT NULL AND enforcement NOT LIKE '%\"shadow\": true%' AND "
-                     "(enforcement LIKE '%\"action\": \"rewrite\"%' OR enforcement LIKE '%\"action\": \"downgrade\"%'))")
+_REWRITTEN: Final = ("(enforcement IS NOT NULL AND enforcement NOT LIKE '%\"shadow\": true%' AND (enforcement "
+                     "LIKE '%\"action\": \"rewrite\"%' OR enforcement LIKE '%\"action\": \"downgrade\"%'))")
 
-# rollup column -> (SQL type, aggregate over events rows). Every metric is additive, so a rollup row
-# is summed with SUM(column) and the aggregate of several batches is the sum of their aggregates.
+# rollup column -> (SQL type, its value for one events row). Every metric is additive: a rollup row holds the
+# SUM over its events, a batch folds in as a sum, and a query over raw events sums the same expressions.
 METRICS: Final[dict[str, tuple[str, str]]] = {
-    "calls": ("INTEGER", "COUNT(*)"),
-    "input_tokens": ("INTEGER", "COALESCE(SUM(input_tokens), 0)"),
-    "cached_input_tokens": ("INTEGER", "COALESCE(SUM(cached_input_tokens), 0)"),
-    "output_tokens": ("INTEGER", "COALESCE(SUM(output_tokens), 0)"),
-    "reasoning_tokens": ("INTEGER", "COALESCE(SUM(reasoning_tokens), 0)"),
-    "cost_nanousd": ("INTEGER", "COALESCE(SUM(cost_nanousd), 0)"),
-    "priced_calls": ("INTEGER", "COUNT(cost_nanousd)"),
-    "unpriced": ("INTEGER", "COALESCE(SUM(cost_nanousd IS NULL AND status != 'blocked'), 0)"),
-    "invoice_cost_nanousd": ("INTEGER", "COALESCE(SUM(invoice_cost_nanousd), 0)"),
-    "invoiced_calls": ("INTEGER", "COUNT(invoice_cost_nanousd)"),
-    "latency_ms_sum": ("REAL", "COALESCE(SUM(latency_ms), 0)"),
-    "latency_calls": ("INTEGER", "COUNT(latency_ms)"),
-    "ttft_ms_sum": ("REAL", "COALESCE(SUM(ttft_ms), 0)"),
-    "ttft_calls": ("INTEGER", "COUNT(ttft_ms)"),
-    "rewritten": ("INTEGER", f"COALESCE(SUM({_REWRITTEN}), 0)"),
-    "estimated": ("INTEGER", "COALESCE(SUM(usage_source = 'estimated'), 0)"),
-    "cache_hits": ("INTEGER", "COALESCE(SUM(cache_hit = 1), 0)"),
+    "calls": ("INTEGER", "1"),
+    "input_tokens": ("INTEGER", "COALESCE(input_tokens, 0)"),
+    "cached_input_tokens": ("INTEGER", "COALESCE(cached_input_tokens, 0)"),
+    "output_tokens": ("INTEGER", "COALESCE(output_tokens, 0)"),
+    "reasoning_tokens": ("INTEGER", "COALESCE(reasoning_tokens, 0)"),
+    "cost_nanousd": ("INTEGER", "COALESCE(cost_nanousd, 0)"),
+    "priced_calls": ("INTEGER", "cost_nanousd IS NOT NULL"),
+    "unpriced": ("INTEGER", "cost_nanousd IS NULL AND status != 'blocked'"),
+    "invoice_cost_nanousd": ("INTEGER", "COALESCE(invoice_cost_nanousd, 0)"),
+    "invoiced_calls": ("INTEGER", "invoice_cost_nanousd IS NOT NULL"),
+    # the list-price cost of the calls that have an invoice cost: what the invoice cost compares with
+    "invoiced_list_nanousd": ("INTEGER",
+                              "CASE WHEN invoice_cost_nanousd IS NULL THEN 0 ELSE COALESCE(cost_nanousd, 0) END"),
+    "latency_ms_sum": ("REAL", "COALESCE(latency_ms, 0)"),
+    "latency_calls": ("INTEGER", "latency_ms IS NOT NULL"),
+    "ttft_ms_sum": ("REAL", "COALESCE(ttft_ms, 0)"),
+    "ttft_calls": ("INTEGER", "ttft_ms IS NOT NULL"),
+    "rewritten": ("INTEGER", _REWRITTEN),
+    "estimated": ("INTEGER", "usage_source = 'estimated'"),
+    "cache_hits": ("INTEGER", "cache_hit IS 1"),
 }
+
 
 # table -> its key columns, in primary-key order (the time column first: the dashboard reads ranges)
 ROLLUP_TABLES: Final[dict[str, tuple[str, ...]]] = {
@@ -105,7 +113,7 @@ def _fold(table: str) -> str:
     where = "1"
     if table == "rollup_tags":
         source += ", json_each(s.tags) AS t"
-        where = "s.tags IS NOT NULL AND t.type NOT IN ('object', 'array')"
+        where = "s.tags IS NOT NULL AND json_valid(s.tags) AND t.type NOT IN ('object', 'array')"
     elif table == "rollup_sessions":
         where = "s.session_id IS NOT NULL"
     updates = [f"{c} = {_MERGE_EXTRA[c]}" for c, _, _ in extra]
@@ -123,24 +131,63 @@ def fold_statements(where: str) -> tuple[str, ...]:
 
     Run them inside the transaction that stored those events, on a connection that has run ``STAGE_DDL``.
     """
+    sums = ", ".join(f"SUM({expr})" for _, expr in METRICS.values())
     stage = (f"INSERT INTO temp.rollup_stage SELECT {', '.join(DIMENSIONS[k] for k in _STAGE_KEYS)}, tags, "
-             f"MIN(started_at), MAX(started_at), {', '.join(agg for _, agg in METRICS.values())} FROM events "
+             f"MIN(started_at), MAX(started_at), {sums} FROM events "
              f"WHERE {where} GROUP BY 1, 2, 3, 4, 5, 6, 7")
-    return ("DELETE FROM temp.rollup_stage", stage, *_FOLDS, "DELETE FROM temp.rollup_stage")
+    return ("DELETE FROM temp.rollup_stage", stage, *_FOLDS, "DELETE FROM temp.rollup_stage",
+            _enforcement_fold(where))
+
+
+# Enforcement actions per hour (one row per action a call carries; a call can carry several): the dashboard's
+# enforcement view counts them by rule without reading every enforced event.
+ENFORCEMENT_KEYS: Final = ("hour", "rule", "type", "action", "shadow", "provider", "deployment", "model", "status")
+_ENFORCEMENT_METRICS: Final = ("calls", "input_tokens", "output_tokens", "cost_nanousd")
+_ENFORCEMENT_DDL: Final = (
+    "CREATE TABLE rollup_enforcement (\n  " + ",\n  ".join(f"{k} TEXT NOT NULL" for k in ENFORCEMENT_KEYS) + ",\n  "
+    + ",\n  ".join(f"{m} INTEGER NOT NULL DEFAULT 0" for m in _ENFORCEMENT_METRICS)
+    + f",\n  PRIMARY KEY ({', '.join(ENFORCEMENT_KEYS)})\n) WITHOUT ROWID")
+
+
+# one enforcement action (``a``: a row of json_each over the events' enforcement list) -> its rollup keys
+ACTION_FIELDS: Final[dict[str, str]] = {
+    "rule": "COALESCE(json_extract(a.value, '$.rule'), '')",
+    "type": "COALESCE(json_extract(a.value, '$.type'), '')",
+    "action": "COALESCE(json_extract(a.value, '$.action'), '')",
+    "shadow": "CASE WHEN json_extract(a.value, '$.shadow') THEN '1' ELSE '0' END",
+}
+ACTIONS_JOIN: Final = "json_each(CASE WHEN json_valid(events.enforcement) THEN events.enforcement END) AS a"
+
+
+def _enforcement_fold(where: str) -> str:
+    keys = [ACTION_FIELDS.get(k) or DIMENSIONS[k] for k in ENFORCEMENT_KEYS]
+    sums = [f"SUM({METRICS[m][1]})" for m in _ENFORCEMENT_METRICS]
+    return (f"INSERT INTO rollup_enforcement ({', '.join((*ENFORCEMENT_KEYS, *_ENFORCEMENT_METRICS))}) "
+            f"SELECT {', '.join((*keys, *sums))} FROM events, {ACTIONS_JOIN} "
+            f"WHERE {where} AND events.enforcement IS NOT NULL AND a.type = 'object' "
+            f"GROUP BY {', '.join(str(i) for i in range(1, len(keys) + 1))} "
+            f"ON CONFLICT ({', '.join(ENFORCEMENT_KEYS)}) DO UPDATE SET "
+            + ", ".join(f"{m} = {m} + excluded.{m}" for m in _ENFORCEMENT_METRICS))
+
+
+def _row(expr: str, prefix: str) -> str:
+    """A per-row metric expression over the trigger's NEW or OLD row."""
+    return re.sub(r"\b(invoice_cost_nanousd|cost_nanousd)\b", lambda m: prefix + m.group(1), expr)
 
 
 def _invoice_trigger() -> str:
     """Reconciliation re-prices stored events (``invoice_cost_nanousd``): move the rollups' invoice sums along."""
-    delta = ("invoice_cost_nanousd = invoice_cost_nanousd + COALESCE(NEW.invoice_cost_nanousd, 0) "
-             "- COALESCE(OLD.invoice_cost_nanousd, 0), invoiced_calls = invoiced_calls "
-             "+ (NEW.invoice_cost_nanousd IS NOT NULL) - (OLD.invoice_cost_nanousd IS NOT NULL)")
+    delta = ", ".join(
+        f"{m} = {m} + ({_row(METRICS[m][1], 'NEW.')}) - ({_row(METRICS[m][1], 'OLD.')})"
+        for m in ("invoice_cost_nanousd", "invoiced_calls", "invoiced_list_nanousd"))
     match = _dimensions("NEW.")
     body = []
     for table, keys in ROLLUP_TABLES.items():
         conds = [f"{k} = {match[k]}" for k in keys if k in match]
         if table == "rollup_tags":
             conds.append("(tag_key, tag_value) IN (SELECT CAST(key AS TEXT), CAST(value AS TEXT) "
-                         "FROM json_each(NEW.tags) WHERE type NOT IN ('object', 'array'))")
+                         "FROM json_each(CASE WHEN json_valid(NEW.tags) THEN NEW.tags END) "
+                         "WHERE type NOT IN ('object', 'array'))")
         body.append(f"UPDATE {table} SET {delta} WHERE {' AND '.join(conds)};")
     return ("CREATE TRIGGER events_invoice_rollups AFTER UPDATE OF invoice_cost_nanousd ON events "
             "WHEN NEW.invoice_cost_nanousd IS NOT OLD.invoice_cost_nanousd BEGIN\n  " + "\n  ".join(body) + "\nEND")
@@ -148,6 +195,7 @@ def _invoice_trigger() -> str:
 
 ROLLUP_MIGRATION: Final[tuple[str, ...]] = (
     *(_create(table) for table in ROLLUP_TABLES),
+    _ENFORCEMENT_DDL,
     "CREATE INDEX rollup_sessions_session ON rollup_sessions (session_id, hour)",
     # the enforcement view lists blocked and rewritten calls: a small partial index instead of a scan
     "CREATE INDEX events_enforced ON events (started_at) WHERE enforcement IS NOT NULL",
