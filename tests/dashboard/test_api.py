@@ -387,3 +387,20 @@ def test_the_front_end_is_served_locally(client: TestClient) -> None:
     for asset in ("/static/app.js", "/static/app.css"):
         assert client.get(asset).status_code == 200
     assert "http" not in page.text.replace("http-equiv", "")  # no CDN, nothing fetched from elsewhere
+
+
+def test_sessions_straddling_the_range_show_whole_totals_unless_filtered(client: TestClient, traffic: Traffic) -> None:
+    cut = "2026-10-02T12"
+    spans = defaultdict(list)
+    for e in traffic.events:
+        spans[e["session_id"]].append(e)
+    session, mine = next((s, v) for s, v in sorted(spans.items()) if min(e["started_at"] for e in v) < cut
+                         <= max(e["started_at"] for e in v))
+    data = get(client, "/api/sessions", **{"from": cut + ":00", "to": "2026-10-04"}, limit=1000)
+    row = next(r for r in data["rows"] if r["session_id"] == session)
+    assert data["whole_sessions"] and row["calls"] == len(mine) and row["first_call"] < cut
+    assert row["models"] == sorted({model_of(e) for e in mine})
+    ok = get(client, "/api/sessions", **{"from": cut + ":00", "to": "2026-10-04"}, status="ok", limit=1000)
+    row = next(r for r in ok["rows"] if r["session_id"] == session)
+    assert not ok["whole_sessions"]
+    assert row["calls"] == sum(e["status"] == "ok" and e["started_at"] >= cut for e in mine)

@@ -26,6 +26,7 @@ def expected(events: list[dict[str, Any]]) -> dict[str, dict[tuple[Any, ...], tu
         nanos = int(Decimal(e["cost_usd"]) * 10**9) if e["cost_usd"] else 0
         keys = {"rollup_hourly": [dims]}
         keys["rollup_sessions"] = [(dims[0], e["session_id"], *dims[1:])] if e["session_id"] else []
+        keys["session_totals"] = [(e["session_id"],)] if e["session_id"] else []
         keys["rollup_tags"] = [(k, str(v), *dims) for k, v in (e["tags"] or {}).items()]
         for table, ks in keys.items():
             for k in ks:
@@ -71,11 +72,11 @@ def test_rollups_match_events_for_batches_fanout_duplicates_and_out_of_order(tmp
         "SELECT rule, action, SUM(calls) FROM rollup_enforcement GROUP BY 1, 2")}
     conn.close()
     assert got == dict(actions) and len(got) == 2
-    sessions = sqlite3.connect(journal.path).execute(
-        "SELECT MIN(first_at), MAX(last_at) FROM rollup_sessions WHERE session_id = ?", (late[_I["session_id"]],))
-    first, last = sessions.fetchone()
     mine = sorted(e["started_at"] for e in events if e["session_id"] == late[_I["session_id"]])
-    assert (first, last) == (mine[0], mine[-1])
+    for table in ("rollup_sessions", "session_totals"):
+        span = sqlite3.connect(journal.path).execute(
+            f"SELECT MIN(first_at), MAX(last_at) FROM {table} WHERE session_id = ?", (late[_I["session_id"]],))
+        assert span.fetchone() == (mine[0], mine[-1])
     journal.close()
 
 

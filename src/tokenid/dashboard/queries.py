@@ -46,11 +46,7 @@ __all__ = [
 ]
 
 UTC: Final = timezone.utc
-_SUMS: Final = ", ".join(
-    [f"SUM({m}) AS {m}" for m in METRICS]
-    + [f"SUM(CASE WHEN status = '{s}' THEN calls ELSE 0 END) AS {name}"
-       for s, name in (("error", "errors"), ("blocked", "blocked"), ("aborted", "aborted"))])
-_NULL_TOTALS: Final = {m: 0 for m in METRICS} | {"errors": 0, "blocked": 0, "aborted": 0}
+_SUMS: Final = ", ".join(f"SUM({m}) AS {m}" for m in METRICS)
 SERIES_METRICS: Final[dict[str, str]] = {"cost": "SUM(cost_nanousd)", "tokens": "SUM(input_tokens + output_tokens)",
                                          "calls": "SUM(calls)", "input_tokens": "SUM(input_tokens)",
                                          "output_tokens": "SUM(output_tokens)"}
@@ -60,8 +56,8 @@ SESSION_SORTS: Final[dict[str, str]] = {
     "calls": "SUM(calls)",
     "cost": "SUM(cost_nanousd)",
     "tokens": "SUM(input_tokens) + SUM(output_tokens)",
-    "errors": "SUM(CASE WHEN status = 'error' THEN calls ELSE 0 END)",
-    "blocked": "SUM(CASE WHEN status = 'blocked' THEN calls ELSE 0 END)",
+    "errors": "SUM(errors)",
+    "blocked": "SUM(blocked)",
     "latency": "SUM(latency_ms_sum) / MAX(SUM(latency_calls), 1)",
     "session": "session_id",
 }
@@ -145,7 +141,7 @@ def _decimal(text: Any) -> Decimal | None:
 
 def _metrics(row: dict[str, Any]) -> dict[str, Any]:
     """Rollup sums -> what the API shows: money as decimal text, averages, nothing-priced as null."""
-    r = {k: (row.get(k) or 0) for k in _NULL_TOTALS}
+    r = {k: (row.get(k) or 0) for k in METRICS}
     calls = int(r["calls"])
     out: dict[str, Any] = {
         "calls": calls,
@@ -252,6 +248,15 @@ def _source(f: Filters, group: str | None = None) -> _Source:
     return src
 
 
+def _sessions_source(f: Filters) -> _Source:
+    """Sessions active in the range: whole-session totals (one row each) unless a filter needs finer rollups."""
+    if f.dims() or f.tag is not None or f.session is not None:
+        src = _source(f, "session")
+        src.where.append("session_id IS NOT NULL")
+        return src
+    return _Source("session_totals", ["last_at >= ?", "first_at < ?"], [f.since_key, f.until_key])
+
+
 def _group_column(group: str) -> str:
     if group.startswith("tag:"):
         return "tag_value"
@@ -304,9 +309,7 @@ def summary(db: Reader, f: Filters) -> dict[str, Any]:
 def breakdown(db: Reader, f: Filters, group: str, *, limit: int = 100) -> dict[str, Any]:
     """Totals per model / deployment / provider / status / session / tag value, costliest first."""
     column = _group_column(group)
-    src = _source(f, group)
-    if column == "session_id":
-        src.where.append("session_id IS NOT NULL")
+    src = _sessions_source(f) if column == "session_id" else _source(f, group)
     sql, params = src.sql(f"{column} AS key, {_SUMS}",
                           "GROUP BY 1 ORDER BY SUM(cost_nanousd) DESC, SUM(calls) DESC, 1 LIMIT ?")
     rows = [{"key": r["key"], **_metrics(r)} for r in db.rows(sql, [*params, limit])]
@@ -346,23 +349,28 @@ def timeseries(db: Reader, f: Filters, *, bucket: str, metric: str, group: str |
                 series["total"][index[r["b"]]] = int(r["v"] or 0)
     else:
         column = _group_column(group)
-        src = _source(f, group)
-        if column == "session_id":
-            src.where.append("session_id IS NOT NULL")
-        sql, params = src.sql(f"{column} AS k", f"GROUP BY 1 ORDER BY {value} DESC, 1 LIMIT ?")
+        ranked = _sessions_source(f) if column == "session_id" else _source(f, group)
+        sql, params = ranked.sql(f"{column} AS k", f"GROUP BY 1 ORDER BY {value} DESC, 1 LIMIT ?")
         leaders = [r["k"] for r in db.rows(sql, [*params, top])]
-        marks = ", ".join("?" * len(leaders)) or "NULL"
-        sql, params = src.sql(
-            f"substr(hour, 1, {width}) AS b, CASE WHEN {column} IN ({marks}) THEN {column} ELSE NULL END AS k, "
-            f"{value} AS v", "GROUP BY 1, 2")
         for k in leaders:
             series[k] = [0] * len(keys)
+        if leaders:  # the leaders' own rows (an index seek for sessions), then the rest as total minus leaders
+            src = _source(f, group)
+            src.where.append(f"{column} IN ({', '.join('?' * len(leaders))})")
+            src.params += leaders
+            sql, params = src.sql(f"substr(hour, 1, {width}) AS b, {column} AS k, {value} AS v", "GROUP BY 1, 2")
+            for r in db.rows(sql, params):
+                if r["b"] in index and r["k"] in series:
+                    series[r["k"]][index[r["b"]]] += int(r["v"] or 0)
+        # everything else: other sessions and calls without one; for a tag, the other values of that tag
+        whole = _source(f, group) if group.startswith("tag:") else _source(f)
+        sql, params = whole.sql(f"substr(hour, 1, {width}) AS b, {value} AS v", "GROUP BY 1")
         other = [0] * len(keys)
-        for r in db.rows(sql, [*leaders, *params]):
-            if r["b"] not in index:
-                continue
-            target = series[r["k"]] if r["k"] is not None else other
-            target[index[r["b"]]] += int(r["v"] or 0)
+        for r in db.rows(sql, params):
+            if r["b"] in index:
+                other[index[r["b"]]] += int(r["v"] or 0)
+        for vals in series.values():
+            other = [o - v for o, v in zip(other, vals, strict=True)]
         if any(other):
             series["(other)"] = other
     as_value = money if metric == "cost" else int
@@ -374,21 +382,32 @@ def timeseries(db: Reader, f: Filters, *, bucket: str, metric: str, group: str |
 
 
 def sessions(db: Reader, f: Filters, *, sort: str, descending: bool, limit: int, offset: int) -> dict[str, Any]:
-    """Sessions active in the range with their totals (within the range), sorted on any column."""
-    src = _source(f, "session")
-    src.where.append("session_id IS NOT NULL")
-    order = SESSION_SORTS[sort]
-    select = (f"session_id, MIN(first_at) AS first_at, MAX(last_at) AS last_at, "
-              f"GROUP_CONCAT(DISTINCT NULLIF(model, '')) AS models, {_SUMS}")
+    """Sessions active in the range, sorted on any column.
+
+    Without a dimension or tag filter the figures are whole-session totals (a session is one unit of work, even
+    when it straddles the range's edge); with one, they are the session's calls that match it, within the range.
+    """
+    src = _sessions_source(f)
     direction = "DESC" if descending else "ASC"
-    sql, params = src.sql(select, f"GROUP BY session_id ORDER BY {order} {direction}, session_id LIMIT ? OFFSET ?")
+    select = f"session_id, MIN(first_at) AS first_at, MAX(last_at) AS last_at, COUNT(*) OVER () AS total, {_SUMS}"
+    sql, params = src.sql(select, f"GROUP BY session_id ORDER BY {SESSION_SORTS[sort]} {direction}, session_id "
+                                  "LIMIT ? OFFSET ?")
+    found = db.rows(sql, [*params, limit, offset])
+    if found:
+        total = int(found[0]["total"])
+    else:
+        sql, params = src.sql("COUNT(DISTINCT session_id)")
+        total = int(db.scalar(sql, params) or 0)
+    models: dict[str, list[str]] = {}
+    if found:  # the models each listed session used (an index seek per session)
+        ids = [r["session_id"] for r in found]
+        for r in db.rows("SELECT session_id, GROUP_CONCAT(DISTINCT NULLIF(model, '')) AS models FROM rollup_sessions "
+                         f"WHERE session_id IN ({', '.join('?' * len(ids))}) GROUP BY session_id", ids):
+            models[r["session_id"]] = sorted(r["models"].split(",")) if r["models"] else []
     rows = [{"session_id": r["session_id"], "first_call": r["first_at"], "last_call": r["last_at"],
-             "models": sorted((r["models"] or "").split(",")) if r["models"] else [], **_metrics(r)}
-            for r in db.rows(sql, [*params, limit, offset])]
-    sql, params = src.sql("COUNT(DISTINCT session_id)")
-    total = int(db.scalar(sql, params) or 0)
+             "models": models.get(r["session_id"], []), **_metrics(r)} for r in found]
     return {"filters": f.as_dict(), "sort": sort, "order": direction.lower(), "limit": limit, "offset": offset,
-            "total": total, "rows": rows}
+            "total": total, "whole_sessions": src.target == "session_totals", "rows": rows}
 
 
 def _decode_call(row: dict[str, Any]) -> dict[str, Any]:

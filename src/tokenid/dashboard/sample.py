@@ -34,7 +34,11 @@ _NANO = Decimal("1e-9")
 
 def sample_rows(count: int, *, seed: int = 7, start: datetime | None = None, hours: int = 24 * 30,
                 sessions: int = 1000, id_prefix: str = "s") -> Iterator[tuple[Any, ...]]:
-    """``count`` journal rows spread over ``hours`` from ``start`` across ``sessions`` sessions, in time order."""
+    """``count`` journal rows spread over ``hours`` from ``start`` across ``sessions`` sessions, in time order.
+
+    Sessions are short-lived, like conversations or jobs: session n is active around the n-th slice of the
+    time span, interleaved with a few neighbours.
+    """
     rnd = random.Random(seed)
     begin = start or datetime(2026, 10, 1, tzinfo=timezone.utc)
     step = hours * 3600 / max(count, 1)
@@ -60,7 +64,8 @@ def sample_rows(count: int, *, seed: int = 7, start: datetime | None = None, hou
         elif rnd.random() < 0.02:
             enforcement = [{"rule": "no-4o", "type": "model_ceiling", "action": "rewrite", "from": "gpt-4o",
                             "to": "gpt-4o-mini", "reason": "gpt-4o is above the ceiling"}]
-        session = f"sess-{rnd.randrange(sessions):05d}"
+        near = i * sessions // max(count, 1) + rnd.randint(-2, 2)
+        session = f"sess-{min(max(near, 0), sessions - 1):05d}"
         row = list(template)
         values = {
             "id": f"{id_prefix}{int(at.timestamp() * 1e6):016x}{i:012x}",

@@ -68,6 +68,9 @@ METRICS: Final[dict[str, tuple[str, str]]] = {
     "rewritten": ("INTEGER", _REWRITTEN),
     "estimated": ("INTEGER", "usage_source = 'estimated'"),
     "cache_hits": ("INTEGER", "cache_hit IS 1"),
+    "errors": ("INTEGER", "status = 'error'"),
+    "blocked": ("INTEGER", "status = 'blocked'"),
+    "aborted": ("INTEGER", "status = 'aborted'"),
 }
 
 
@@ -76,10 +79,14 @@ ROLLUP_TABLES: Final[dict[str, tuple[str, ...]]] = {
     "rollup_hourly": ("hour", "provider", "deployment", "model", "status"),
     "rollup_sessions": ("hour", "session_id", "provider", "deployment", "model", "status"),
     "rollup_tags": ("tag_key", "tag_value", "hour", "provider", "deployment", "model", "status"),
+    # one row per session, whole-session totals: the sessions list sorts tens of thousands of these at once
+    "session_totals": ("session_id",),
 }
+_SPAN: Final = (("first_at", "TEXT", "MIN(started_at)"), ("last_at", "TEXT", "MAX(started_at)"))
 _EXTRA: Final[dict[str, tuple[tuple[str, str, str], ...]]] = {
-    # the sessions rollup also keeps when each (session, hour) slice started and ended
-    "rollup_sessions": (("first_at", "TEXT", "MIN(started_at)"), ("last_at", "TEXT", "MAX(started_at)")),
+    # the session rollups also keep when each session (or session-hour slice) started and ended
+    "rollup_sessions": _SPAN,
+    "session_totals": _SPAN,
 }
 _MERGE_EXTRA: Final[dict[str, str]] = {"first_at": "min(first_at, excluded.first_at)",
                                        "last_at": "max(last_at, excluded.last_at)"}
@@ -94,8 +101,8 @@ def _create(table: str) -> str:
 
 
 _STAGE_KEYS: Final = ("hour", "provider", "deployment", "model", "status", "session_id")
-# A batch is grouped once, by every key any rollup needs, into this per-connection scratch table; the three
-# rollups are then folded from its few rows (one scan of the new events instead of three).
+# A batch is grouped once, by every key any rollup needs, into this per-connection scratch table; the
+# rollups are then folded from its few rows (one scan of the new events instead of one per rollup).
 STAGE_DDL: Final = (f"CREATE TEMP TABLE IF NOT EXISTS rollup_stage ({', '.join(_STAGE_KEYS)}, tags, first_at, last_at, "
                     f"{', '.join(METRICS)})")
 
@@ -114,7 +121,7 @@ def _fold(table: str) -> str:
     if table == "rollup_tags":
         source += ", json_each(s.tags) AS t"
         where = "s.tags IS NOT NULL AND json_valid(s.tags) AND t.type NOT IN ('object', 'array')"
-    elif table == "rollup_sessions":
+    elif table in ("rollup_sessions", "session_totals"):
         where = "s.session_id IS NOT NULL"
     updates = [f"{c} = {_MERGE_EXTRA[c]}" for c, _, _ in extra]
     updates += [f"{m} = {m} + excluded.{m}" for m in METRICS]
@@ -197,6 +204,7 @@ ROLLUP_MIGRATION: Final[tuple[str, ...]] = (
     *(_create(table) for table in ROLLUP_TABLES),
     _ENFORCEMENT_DDL,
     "CREATE INDEX rollup_sessions_session ON rollup_sessions (session_id, hour)",
+    "CREATE INDEX session_totals_last ON session_totals (last_at)",
     # the enforcement view lists blocked and rewritten calls: a small partial index instead of a scan
     "CREATE INDEX events_enforced ON events (started_at) WHERE enforcement IS NOT NULL",
     STAGE_DDL,
