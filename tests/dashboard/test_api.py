@@ -9,6 +9,7 @@ from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from starlette.testclient import TestClient
@@ -18,6 +19,7 @@ from tokenid.dashboard import create_app
 from tokenid.dashboard.api import ENDPOINTS
 from tokenid.dashboard.sample import ReadyRows, sample_rows
 from tokenid.enforce import SQLiteCounters, parse_config, parse_window
+from tokenid.journal import COLUMNS
 
 from conftest import NOW, Traffic, cost, model_of, sql, tokens
 
@@ -404,3 +406,17 @@ def test_sessions_straddling_the_range_show_whole_totals_unless_filtered(client:
     row = next(r for r in ok["rows"] if r["session_id"] == session)
     assert not ok["whole_sessions"]
     assert row["calls"] == sum(e["status"] == "ok" and e["started_at"] >= cut for e in mine)
+
+
+def test_session_ids_with_slashes_spaces_and_unicode(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    journal = Journal(path)
+    odd = "user/42 · café?x=1"
+    row = list(next(sample_rows(1)))
+    row[COLUMNS.index("session_id")] = odd
+    journal.record(ReadyRows(tuple(row)))
+    journal.close()
+    with TestClient(create_app(path), base_url="http://127.0.0.1") as client:
+        response = client.get("/api/sessions/" + quote(odd, safe=""))
+        assert response.status_code == 200 and response.json()["session_id"] == odd
+        assert response.json()["calls"][0]["session_id"] == odd

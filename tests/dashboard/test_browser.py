@@ -121,11 +121,9 @@ def page(browser: Browser, site: Site) -> Iterator[Page]:
 
 
 def usd(value: Decimal) -> str:
-    """The dashboard's display of dollars: cents from $1, up to 4 decimals from 1 cent, else up to 6."""
+    """The dashboard's display of dollars: cents from $1, 4 decimals from 1 cent, else 6."""
     digits = 2 if value >= 1 else 4 if value >= Decimal("0.01") else 6
-    text = f"{value.quantize(Decimal(1).scaleb(-digits), ROUND_HALF_UP):,f}"
-    whole, _, frac = text.partition(".")
-    return f"${whole}.{frac[:2]}{frac[2:].rstrip('0')}"
+    return f"${value.quantize(Decimal(1).scaleb(-digits), ROUND_HALF_UP):,f}"
 
 
 def open_view(page: Page, site: Site, hash_: str) -> None:

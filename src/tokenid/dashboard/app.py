@@ -105,7 +105,9 @@ def create_app(journal: str | Path, *, token: str | None = None, budgets: Sequen
     """
     ctx = Context(db=Reader(Path(journal)), budgets=list(budgets),
                   now=now or (lambda: datetime.now(timezone.utc)))
-    routes: list[BaseRoute] = [Route(ep.path, _handler(ep, ctx), methods=["GET"], name=ep.name) for ep in ENDPOINTS]
+    # path parameters take any text, slashes included (session ids such as "user/42")
+    routes: list[BaseRoute] = [Route(ep.path.replace("}", ":path}"), _handler(ep, ctx), methods=["GET"], name=ep.name)
+                               for ep in ENDPOINTS]
 
     async def spec(request: Request) -> Response:
         return JSONResponse(openapi())

@@ -13,7 +13,8 @@ class ApiError extends Error {
   constructor(message, status) { super(message); this.status = status; }
 }
 
-// Money arrives as exact decimal text; it becomes a number only here, to be displayed.
+// Money arrives as exact decimal text; it becomes a number only here, to be displayed. Fixed decimals by
+// magnitude so a column lines up: cents from $1, 4 decimals below $1, 6 below 1 cent (and for single calls).
 function money(v, { precise = false } = {}) {
   if (v === null || v === undefined || v === "") return "—";
   const n = Number(v);
@@ -21,12 +22,11 @@ function money(v, { precise = false } = {}) {
   const sign = n < 0 ? "−" : "";
   const a = Math.abs(n);
   if (a === 0) return "$0.00";
-  let digits = 2;
-  if (a < 1) digits = a >= 0.01 && !precise ? 4 : 6;
-  if (a < 0.000001) return sign + "<$0.000001";
-  const text = a.toLocaleString("en-US", { minimumFractionDigits: Math.min(digits, 2), maximumFractionDigits: digits });
-  return sign + "$" + text;
+  if (a < 0.0000005) return sign + "<$0.000001";
+  const digits = a >= 1 ? 2 : a >= 0.01 && !precise ? 4 : 6;
+  return sign + "$" + a.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
 }
+const signed = (text) => String(text).replace(/^-/, "−");
 const int = (v) => (v === null || v === undefined ? "—" : Number(v).toLocaleString("en-US"));
 function compact(v) {
   const n = Number(v || 0);
@@ -348,7 +348,8 @@ async function viewOverview(root, rid) {
   const invoiceSub = t.invoice_cost_usd ? ` · invoice ${money(t.invoice_cost_usd)} for ${int(t.invoiced_calls)} calls` : "";
   $("#kpis").innerHTML = [
     kpi("Spend", money(t.cost_usd), delta(t.cost_usd, b.cost_usd, { isMoney: true }) + invoiceSub, 'data-kpi="spend"'),
-    kpi("Calls", compact(t.calls), delta(t.calls, b.calls), 'data-kpi="calls"'),
+    kpi("Calls", compact(t.calls), delta(t.calls, b.calls) + (t.cache_hits ? ` · ${int(t.cache_hits)} cache hits` : "")
+      + (t.estimated ? ` · ${int(t.estimated)} estimated` : ""), 'data-kpi="calls"'),
     kpi("Tokens", compact(t.tokens), `${compact(t.input_tokens)} in · ${compact(t.output_tokens)} out`
       + (t.cached_input_tokens ? ` · ${compact(t.cached_input_tokens)} cached` : ""), 'data-kpi="tokens"'),
     kpi("Avg latency", ms(t.avg_latency_ms), t.avg_ttft_ms ? `TTFT ${ms(t.avg_ttft_ms)} (streams)` : ""),
@@ -659,7 +660,7 @@ async function viewReconciliation(root, rid) {
   box.innerHTML = `<div class="grid-cards">${[
     kpi("Invoice (USD)", money(invoice), `${int(sum(data.by_status, "lines"))} lines`),
     kpi("Journal (list)", money(journal), ""),
-    kpi("Variance", money(variance), journal ? `${((100 * variance) / journal).toFixed(2)}% of journal` : ""),
+    kpi("Variance", money(variance), journal ? `${signed(((100 * variance) / journal).toFixed(2))}% of journal` : ""),
     kpi("Lines off", int((statusCount.variance || 0) + (statusCount.invoice_only || 0) + (statusCount.journal_only || 0)
       + (statusCount.unknown_meter || 0)), Object.entries(statusCount).map(([k, v]) => `${int(v)} ${esc(k.replace("_", " "))}`).join(" · ")),
   ].join("")}</div>`
@@ -677,7 +678,7 @@ function varianceTable(rows, label) {
     + `<th class="num">Journal</th><th class="num">Variance</th><th class="num">%</th></tr></thead><tbody>${rows.map((r) =>
       `<tr><td class="key">${esc(r.key)}</td><td class="num">${int(r.lines)}</td><td class="num">${money(r.invoice_cost_usd)}</td>`
       + `<td class="num">${money(r.journal_cost_usd)}</td><td class="num">${money(r.variance_usd)}</td>`
-      + `<td class="num">${r.variance_pct === null ? "—" : esc(r.variance_pct) + "%"}</td></tr>`).join("")}</tbody></table></div>`;
+      + `<td class="num">${r.variance_pct === null ? "—" : esc(signed(r.variance_pct)) + "%"}</td></tr>`).join("")}</tbody></table></div>`;
 }
 function linesTable(data) {
   if (!data.lines.length) return empty("No lines with this status", "");
@@ -688,7 +689,7 @@ function linesTable(data) {
       + `<td class="key">${esc(l.meter_name)}</td><td><span class="badge ${esc(l.status)}">${esc(l.status.replace("_", " "))}</span></td>`
       + `<td class="num">${money(l.invoice_cost_usd)}${l.currency && l.currency !== "USD" && l.invoice_cost ? `<div class="muted">${esc(l.invoice_cost)} ${esc(l.currency)}</div>` : ""}</td>`
       + `<td class="num">${money(l.journal_cost_usd)}</td><td class="num">${money(l.variance_usd)}</td>`
-      + `<td class="num">${l.variance_pct === null || l.variance_pct === undefined ? "—" : Number(l.variance_pct).toFixed(2) + "%"}</td>`
+      + `<td class="num">${l.variance_pct === null || l.variance_pct === undefined ? "—" : signed(Number(l.variance_pct).toFixed(2)) + "%"}</td>`
       + `<td class="muted">${esc(l.note || "")}</td></tr>`).join("") + `</tbody></table></div>${more}`;
 }
 function repricedTable(rows) {
