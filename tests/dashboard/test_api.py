@@ -114,6 +114,10 @@ def test_timeseries_keeps_the_top_series_and_sums_the_rest(client: TestClient, t
     assert keys[:3] == [k for k, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:3]]
     assert keys[3] == "(other)"
     assert sum(s["total"] for s in data["series"]) == len(traffic.events)
+    by_model = get(client, "/api/timeseries", **ALL, bucket="day", group="model", metric="calls", top=2)
+    ranked = Counter(model_of(e) for e in traffic.events).most_common()
+    assert [s["key"] for s in by_model["series"]] == [ranked[0][0], ranked[1][0], "(other)"]
+    assert by_model["series"][2]["total"] == sum(n for _, n in ranked[2:])
     month = get(client, "/api/timeseries", **ALL, bucket="month", metric="tokens")
     assert month["buckets"] == ["2026-10"] and month["series"][0]["values"] == [tokens(traffic.events)]
 

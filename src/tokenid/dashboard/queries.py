@@ -61,6 +61,8 @@ SESSION_SORTS: Final[dict[str, str]] = {
     "latency": "SUM(latency_ms_sum) / MAX(SUM(latency_calls), 1)",
     "session": "session_id",
 }
+_FEW_KEYS: Final = frozenset({"model", "deployment", "provider", "status"})
+_PLAIN: Final = re.compile(r"\b(?:SUM|MIN|MAX)\((\w+)\)")  # SUM(calls) -> calls: the same sort on one row per session
 CALL_KINDS: Final[dict[str, str]] = {
     "all": "",
     "blocked": "enforcement IS NOT NULL AND status = 'blocked'",
@@ -347,7 +349,20 @@ def timeseries(db: Reader, f: Filters, *, bucket: str, metric: str, group: str |
         for r in db.rows(sql, params):
             if r["b"] in index:
                 series["total"][index[r["b"]]] = int(r["v"] or 0)
-    else:
+    elif _group_column(group) in _FEW_KEYS:  # a handful of keys: one scan, ranked here
+        column = _group_column(group)
+        sql, params = _source(f, group).sql(f"substr(hour, 1, {width}) AS b, {column} AS k, {value} AS v",
+                                            "GROUP BY 1, 2")
+        per: dict[str, list[int]] = {}
+        for r in db.rows(sql, params):
+            if r["b"] in index:
+                per.setdefault(r["k"], [0] * len(keys))[index[r["b"]]] += int(r["v"] or 0)
+        ranking = sorted(per, key=lambda k: (-sum(per[k]), k))
+        series = {k: per[k] for k in ranking[:top]}
+        rest = [per[k] for k in ranking[top:]]
+        if rest:
+            series["(other)"] = [sum(col) for col in zip(*rest, strict=True)]
+    else:  # sessions, tag values: rank first, then read only the leaders' rows
         column = _group_column(group)
         ranked = _sessions_source(f) if column == "session_id" else _source(f, group)
         sql, params = ranked.sql(f"{column} AS k", f"GROUP BY 1 ORDER BY {value} DESC, 1 LIMIT ?")
@@ -389,9 +404,16 @@ def sessions(db: Reader, f: Filters, *, sort: str, descending: bool, limit: int,
     """
     src = _sessions_source(f)
     direction = "DESC" if descending else "ASC"
-    select = f"session_id, MIN(first_at) AS first_at, MAX(last_at) AS last_at, COUNT(*) OVER () AS total, {_SUMS}"
-    sql, params = src.sql(select, f"GROUP BY session_id ORDER BY {SESSION_SORTS[sort]} {direction}, session_id "
-                                  "LIMIT ? OFFSET ?")
+    order = SESSION_SORTS[sort]
+    if src.target == "session_totals":  # already one row per session: no grouping, a top-N sort
+        select = ("session_id, first_at, last_at, COUNT(*) OVER () AS total, "
+                  + ", ".join(f"{m} AS {m}" for m in METRICS))
+        plain = _PLAIN.sub(r"\1", order)
+        tail = f"ORDER BY {plain} {direction}, session_id LIMIT ? OFFSET ?"
+    else:
+        select = f"session_id, MIN(first_at) AS first_at, MAX(last_at) AS last_at, COUNT(*) OVER () AS total, {_SUMS}"
+        tail = f"GROUP BY session_id ORDER BY {order} {direction}, session_id LIMIT ? OFFSET ?"
+    sql, params = src.sql(select, tail)
     found = db.rows(sql, [*params, limit, offset])
     if found:
         total = int(found[0]["total"])
