@@ -74,6 +74,8 @@ def requests(days: int) -> dict[str, list[tuple[str, dict[str, str]]]]:
         "overview, tag filter, by tag": [("/api/summary", {**d30, "tag": "team:search"}),
                                          ("/api/timeseries", {**d30, "tag": "team:search", "group": "tag:feature"}),
                                          ("/api/breakdown", {**d30, "tag": "team:search", "group": "tag:feature"})],
+        "tag filter + status, by another tag (events)": [
+            ("/api/breakdown", {**d30, "tag": "team:search", "status": "error", "group": "tag:feature"})],
         "overview, model + status filter": [
             ("/api/summary", {**d30, "model": "o3-mini-2025-01-31", "status": "error"}),
             ("/api/timeseries", {**d30, "model": "o3-mini-2025-01-31", "status": "error", "group": "deployment"})],

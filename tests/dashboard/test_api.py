@@ -143,6 +143,11 @@ def test_breakdown_by_tag_within_another_tag_and_by_session_within_a_tag(client:
     data = get(client, "/api/breakdown", **ALL, group="tag:feature", tag="team:growth")
     mine = traffic.where(lambda e: e["tags"]["team"] == "growth")
     assert {r["key"]: r["calls"] for r in data["rows"]} == dict(Counter(e["tags"]["feature"] for e in mine))
+    series = get(client, "/api/timeseries", **ALL, group="tag:feature", tag="team:growth", metric="calls", top=2)
+    assert sum(s["total"] for s in series["series"]) == len(mine) and series["series"][-1]["key"] == "(other)"
+    ok = [e for e in mine if e["status"] == "ok"]  # a dimension too: read from the events
+    data = get(client, "/api/breakdown", **ALL, group="tag:feature", tag="team:growth", status="ok")
+    assert {r["key"]: r["calls"] for r in data["rows"]} == dict(Counter(e["tags"]["feature"] for e in ok))
     data = get(client, "/api/breakdown", **ALL, group="session", tag="team:growth")
     assert {r["key"]: r["calls"] for r in data["rows"]} == dict(Counter(e["session_id"] for e in mine))
 

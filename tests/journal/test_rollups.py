@@ -27,7 +27,9 @@ def expected(events: list[dict[str, Any]]) -> dict[str, dict[tuple[Any, ...], tu
         keys = {"rollup_hourly": [dims]}
         keys["rollup_sessions"] = [(dims[0], e["session_id"], *dims[1:])] if e["session_id"] else []
         keys["session_totals"] = [(e["session_id"],)] if e["session_id"] else []
-        keys["rollup_tags"] = [(k, str(v), *dims) for k, v in (e["tags"] or {}).items()]
+        tags = (e["tags"] or {}).items()
+        keys["rollup_tags"] = [(k, str(v), *dims) for k, v in tags]
+        keys["rollup_tag_pairs"] = [(k, str(v), k2, str(v2), dims[0]) for k, v in tags for k2, v2 in tags if k2 != k]
         for table, ks in keys.items():
             for k in ks:
                 acc = out[table][k]
@@ -122,7 +124,7 @@ def test_reconciliation_updates_move_the_invoice_sums(tmp_path: Path) -> None:
     for table in ROLLUP_TABLES:
         got = conn.execute(f"SELECT SUM(invoice_cost_nanousd), SUM(invoiced_calls), SUM(invoiced_list_nanousd) "
                            f"FROM {table}").fetchone()
-        if table == "rollup_tags":  # every sample event has two tags
+        if table in ("rollup_tags", "rollup_tag_pairs"):  # every sample event has two tags, so two pairs
             got = (got[0] // 2, got[1] // 2, got[2] // 2)
         assert got == want, table
     by_team = dict(conn.execute("SELECT tag_value, SUM(invoice_cost_nanousd) FROM rollup_tags WHERE tag_key = 'team' "

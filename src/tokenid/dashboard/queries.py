@@ -229,19 +229,23 @@ def _events_target(f: Filters, tag_group: str | None, *, with_range: bool = True
 def _source(f: Filters, group: str | None = None) -> _Source:
     """The cheapest table that answers ``f`` grouped by ``group`` exactly."""
     tag_group = group[4:] if group and group.startswith("tag:") else None
-    needs_events = (f.session is not None or (tag_group is not None and f.tag is not None and f.tag[0] != tag_group)
-                    or (group == "session" and f.tag is not None))
-    if needs_events:
+    tag_pair = tag_group is not None and f.tag is not None and f.tag[0] != tag_group  # a tag split by another
+    if f.session is not None or (group == "session" and f.tag is not None) or (tag_pair and f.dims()):
         target, params = _events_target(f, tag_group)
         src = _Source(target, [], params)
-    elif tag_group is not None or f.tag is not None:
-        src = _Source("rollup_tags", ["tag_key = ?"], [tag_group or (f.tag[0] if f.tag else "")])
-        if f.tag is not None:
-            src.where.append("tag_value = ?")
-            src.params.append(f.tag[1])
+    elif tag_pair and f.tag is not None:
+        src = _Source("(SELECT hour, other_value AS tag_value, "
+                      + ", ".join(METRICS) + " FROM rollup_tag_pairs WHERE tag_key = ? AND tag_value = ? "
+                      "AND other_key = ?) AS p", ["hour >= ?", "hour < ?"],
+                      [f.tag[0], f.tag[1], tag_group, f.since_key, f.until_key])
     else:
-        src = _Source("rollup_sessions" if group == "session" else "rollup_hourly")
-    if not needs_events:
+        if tag_group is not None or f.tag is not None:
+            src = _Source("rollup_tags", ["tag_key = ?"], [tag_group or (f.tag[0] if f.tag else "")])
+            if f.tag is not None:
+                src.where.append("tag_value = ?")
+                src.params.append(f.tag[1])
+        else:
+            src = _Source("rollup_sessions" if group == "session" else "rollup_hourly")
         src.where += ["hour >= ?", "hour < ?"]
         src.params += [f.since_key, f.until_key]
     for name, value in f.dims().items():

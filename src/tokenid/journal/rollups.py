@@ -79,6 +79,8 @@ ROLLUP_TABLES: Final[dict[str, tuple[str, ...]]] = {
     "rollup_hourly": ("hour", "provider", "deployment", "model", "status"),
     "rollup_sessions": ("hour", "session_id", "provider", "deployment", "model", "status"),
     "rollup_tags": ("tag_key", "tag_value", "hour", "provider", "deployment", "model", "status"),
+    # every ordered pair of tags one call carries, by hour: a tag filter split by another tag (team:x by feature)
+    "rollup_tag_pairs": ("tag_key", "tag_value", "other_key", "other_value", "hour"),
     # one row per session, whole-session totals: the sessions list sorts tens of thousands of these at once
     "session_totals": ("session_id",),
 }
@@ -111,16 +113,20 @@ def _fold(table: str) -> str:
     """``INSERT … SELECT … GROUP BY … ON CONFLICT DO UPDATE`` adding the staged batch to one rollup."""
     keys = ROLLUP_TABLES[table]
     extra = _EXTRA.get(table, ())
-    key_exprs = [("CAST(t.key AS TEXT)" if k == "tag_key" else "CAST(t.value AS TEXT)" if k == "tag_value"
-                  else f"s.{k}") for k in keys]
+    tag_parts = {"tag_key": "CAST(t.key AS TEXT)", "tag_value": "CAST(t.value AS TEXT)",
+                 "other_key": "CAST(u.key AS TEXT)", "other_value": "CAST(u.value AS TEXT)"}
+    key_exprs = [tag_parts.get(k, f"s.{k}") for k in keys]
     staged_extra = {"first_at": "MIN(s.first_at)", "last_at": "MAX(s.last_at)"}
     columns = [*keys, *(name for name, _, _ in extra), *METRICS]
     selects = [*key_exprs, *(staged_extra[name] for name, _, _ in extra), *(f"SUM(s.{m})" for m in METRICS)]
     source = "temp.rollup_stage AS s"
     where = "1"
-    if table == "rollup_tags":
+    if table in ("rollup_tags", "rollup_tag_pairs"):
         source += ", json_each(s.tags) AS t"
         where = "s.tags IS NOT NULL AND json_valid(s.tags) AND t.type NOT IN ('object', 'array')"
+    if table == "rollup_tag_pairs":
+        source += ", json_each(s.tags) AS u"
+        where += " AND u.type NOT IN ('object', 'array') AND u.key != t.key"
     elif table in ("rollup_sessions", "session_totals"):
         where = "s.session_id IS NOT NULL"
     updates = [f"{c} = {_MERGE_EXTRA[c]}" for c, _, _ in extra]
@@ -191,10 +197,15 @@ def _invoice_trigger() -> str:
     body = []
     for table, keys in ROLLUP_TABLES.items():
         conds = [f"{k} = {match[k]}" for k in keys if k in match]
+        tags = "json_each(CASE WHEN json_valid(NEW.tags) THEN NEW.tags END)"
         if table == "rollup_tags":
-            conds.append("(tag_key, tag_value) IN (SELECT CAST(key AS TEXT), CAST(value AS TEXT) "
-                         "FROM json_each(CASE WHEN json_valid(NEW.tags) THEN NEW.tags END) "
+            conds.append(f"(tag_key, tag_value) IN (SELECT CAST(key AS TEXT), CAST(value AS TEXT) FROM {tags} "
                          "WHERE type NOT IN ('object', 'array'))")
+        elif table == "rollup_tag_pairs":
+            conds.append("(tag_key, tag_value, other_key, other_value) IN (SELECT CAST(t.key AS TEXT), "
+                         f"CAST(t.value AS TEXT), CAST(u.key AS TEXT), CAST(u.value AS TEXT) FROM {tags} AS t, "
+                         f"{tags} AS u WHERE t.type NOT IN ('object', 'array') AND u.type NOT IN ('object', 'array') "
+                         "AND u.key != t.key)")
         body.append(f"UPDATE {table} SET {delta} WHERE {' AND '.join(conds)};")
     return ("CREATE TRIGGER events_invoice_rollups AFTER UPDATE OF invoice_cost_nanousd ON events "
             "WHEN NEW.invoice_cost_nanousd IS NOT OLD.invoice_cost_nanousd BEGIN\n  " + "\n  ".join(body) + "\nEND")
