@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+from dashtraffic import NOW, Traffic, build_traffic, cost, model_of, sql, tokens
 from starlette.testclient import TestClient
 
 from tokenid import Journal
@@ -21,7 +23,19 @@ from tokenid.dashboard.sample import ReadyRows, sample_rows
 from tokenid.enforce import SQLiteCounters, parse_config, parse_window
 from tokenid.journal import COLUMNS
 
-from conftest import NOW, Traffic, cost, model_of, sql, tokens
+
+@pytest.fixture(scope="module")
+def traffic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Traffic]:
+    t = build_traffic(tmp_path_factory.mktemp("dash") / "journal.db")
+    yield t
+    t.journal.close()
+
+
+@pytest.fixture(scope="module")
+def client(traffic: Traffic) -> Iterator[TestClient]:
+    with TestClient(create_app(traffic.path, now=lambda: NOW), base_url="http://127.0.0.1:8050") as c:
+        yield c
+
 
 ALL = {"range": "all"}
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from dashtraffic import NOW, Traffic, build_traffic
 from starlette.testclient import TestClient
 
 from tokenid import ConfigError, JournalError
@@ -17,7 +19,13 @@ from tokenid.dashboard.queries import Reader
 from tokenid.dashboard.sample import legacy_journal, sample_rows
 from tokenid.journal.schema import SCHEMA_VERSION
 
-from conftest import NOW, Traffic
+
+@pytest.fixture(scope="module")
+def traffic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Traffic]:
+    t = build_traffic(tmp_path_factory.mktemp("dash") / "journal.db")
+    yield t
+    t.journal.close()
+
 
 TOKEN = "s3cret-token-for-tests-0123456789"
 

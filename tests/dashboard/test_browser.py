@@ -21,14 +21,13 @@ from urllib.parse import urlparse
 
 import pytest
 import uvicorn
+from dashtraffic import cost, sql
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tokenid import Journal
 from tokenid.dashboard import create_app
 from tokenid.dashboard.sample import ReadyRows, sample_rows
 from tokenid.enforce import SQLiteCounters, parse_config, parse_window
-
-from conftest import cost, sql
 
 ARTIFACTS = Path(__file__).parents[2] / "test-artifacts" / "dashboard"
 CHROMIUM = "/usr/bin/chromium"
