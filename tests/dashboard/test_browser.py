@@ -139,6 +139,16 @@ def test_overview_shows_the_totals_and_a_chart(page: Page, site: Site) -> None:
     page.locator("#chart .hover-col").nth(3).hover()
     expect(page.locator("#tooltip")).to_be_visible()
     page.screenshot(path=ARTIFACTS / "overview-light.png", full_page=True)
+    page.click("button[data-set='bucket'][data-value='hour']")  # every bucket width draws, labels included
+    expect(page.locator("#chart .axis text").first).to_be_visible()
+    assert page.locator("#chart .hover-col").count() in (24 * 7, 24 * 7 + 1)  # 7 days of whole hours up to now
+    page.click("button[data-set='bucket'][data-value='month']")
+    now = datetime.now(timezone.utc)
+    months = {(now - timedelta(days=7)).strftime("%Y-%m"), now.strftime("%Y-%m")}
+    expect(page.locator("#chart .hover-col")).to_have_count(len(months))
+    expect(page.locator("#notice")).to_be_hidden()
+    page.select_option("select[data-param='group']", "tag:team")
+    expect(page.locator("#legend .legend span")).to_have_count(len({e["tags"]["team"] for e in site.events}))
 
 
 def test_filter_by_session_then_open_it_and_see_a_blocked_call(page: Page, site: Site) -> None:

@@ -256,7 +256,8 @@ function stackedChart(el, data, { format, bucket }) {
   const every = Math.max(1, Math.ceil(n / Math.max(2, Math.floor(w / 74))));
   data.buckets.forEach((b, i) => {
     if (i % every) return;
-    const label = bucket === "hour" && (i === 0 || b.endsWith("T00")) ? bucketLabel(b, "day") : bucketLabel(b, bucket);
+    const label = bucket === "hour" && (i === 0 || b.endsWith("T00")) ? bucketLabel(b.slice(0, 10), "day")
+      : bucketLabel(b, bucket);
     svg += `<text x="${m.l + i * bw + bw / 2}" y="${height - 6}" text-anchor="middle">${esc(label)}</text>`;
   });
   svg += `</g><g>`;
@@ -371,10 +372,10 @@ async function viewOverview(root, rid) {
   $("#top-sessions").innerHTML = sessions.rows.length ? sessionsTable(sessions.rows, { compactCols: true })
     : empty("No sessions in this range", "Calls made without a session id are counted in the totals only.");
 }
-function axisMoney(v) {
+function axisMoney(v) {  // axis ticks: short, no trailing zeros ($0.0025, $1.50 -> $1.5, $12k)
   if (v === 0) return "$0";
   if (v >= 1000) return "$" + compact(v);
-  return money(v);
+  return "$" + Number(v.toPrecision(3)).toLocaleString("en-US", { maximumFractionDigits: 8 });
 }
 function autoBucket(f) {
   if (f.range === "1h" || f.range === "24h") return "hour";
