@@ -447,7 +447,8 @@ function sessionsTable(rows, { compactCols = false, sort = null, order = "desc" 
   };
   const body = rows.map((r) => `<tr class="clickable session-row" data-session="${esc(r.session_id)}">`
     + cols.map(([k]) => cell[k](r)).join("")
-    + (compactCols ? "" : `<td class="key muted">${esc(r.models.join(", "))}</td>`) + "</tr>").join("");
+    + (compactCols ? "" : `<td class="key muted" title="${esc(r.models.join(", "))}">${esc(r.models.join(", "))}</td>`)
+    + "</tr>").join("");
   return `<div class="table-wrap"><table class="grid sessions"><thead><tr>${head}</tr></thead><tbody>${body}</tbody></table></div>`;
 }
 
@@ -461,7 +462,8 @@ async function viewSessions(root, rid) {
     + `<section class="card"><div id="sessions"><div class="skeleton"></div></div><div class="card-head" id="pager"></div></section>`;
   const data = await api("/api/sessions", { ...f, sort, order, limit, offset });
   if (rid !== state.renderId) return;
-  $("#range-text").textContent = `${int(data.total)} sessions · ${rangeText(data.filters)}`;
+  $("#range-text").textContent = `${int(data.total)} sessions active · ${rangeText(data.filters)}`
+    + (data.whole_sessions ? " · whole-session totals" : " · totals of the matching calls in the range");
   if (!data.rows.length) {
     $("#sessions").innerHTML = data.total ? empty("No more sessions", "") : emptyRange();
     return;
