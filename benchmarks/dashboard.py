@@ -74,7 +74,7 @@ def requests(days: int) -> dict[str, list[tuple[str, dict[str, str]]]]:
         "overview, tag filter, by tag": [("/api/summary", {**d30, "tag": "team:search"}),
                                          ("/api/timeseries", {**d30, "tag": "team:search", "group": "tag:feature"}),
                                          ("/api/breakdown", {**d30, "tag": "team:search", "group": "tag:feature"})],
-        "tag filter + status, by another tag (events)": [
+        "tag filter + status, by another tag": [
             ("/api/breakdown", {**d30, "tag": "team:search", "status": "error", "group": "tag:feature"})],
         "overview, model + status filter": [
             ("/api/summary", {**d30, "model": "o3-mini-2025-01-31", "status": "error"}),
@@ -84,6 +84,9 @@ def requests(days: int) -> dict[str, list[tuple[str, dict[str, str]]]]:
         "sessions, by last call": [("/api/sessions", {**d30, "limit": "50"})],
         "sessions, by spend, page 20": [("/api/sessions", {**d30, "sort": "cost", "offset": "1000", "limit": "50"})],
         "sessions, all time, by tokens": [("/api/sessions", {**every, "sort": "tokens", "limit": "50"})],
+        "sessions, tag filter, by spend": [("/api/sessions", {**d30, "tag": "team:search", "sort": "cost"})],
+        "sessions, tag + model filter (events)": [
+            ("/api/sessions", {**d30, "tag": "team:search", "model": "o3-mini-2025-01-31"})],
         "session page": [("/api/sessions/sess-01234", {})],
         "live calls (first load + one poll)": [("/api/calls", {**d30, "limit": "100"}),
                                                ("/api/calls", {"after": "t", "limit": "200"})],

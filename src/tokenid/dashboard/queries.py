@@ -226,20 +226,23 @@ def _events_target(f: Filters, tag_group: str | None, *, with_range: bool = True
     return sql, params
 
 
+_DIMS: Final = ("provider", "deployment", "model", "status")
+
+
 def _source(f: Filters, group: str | None = None) -> _Source:
     """The cheapest table that answers ``f`` grouped by ``group`` exactly."""
     tag_group = group[4:] if group and group.startswith("tag:") else None
-    tag_pair = tag_group is not None and f.tag is not None and f.tag[0] != tag_group  # a tag split by another
-    if f.session is not None or (group == "session" and f.tag is not None) or (tag_pair and f.dims()):
-        target, params = _events_target(f, tag_group)
+    if f.session is not None or (group == "session" and f.tag is not None and f.dims()):
+        target, params = _events_target(f, tag_group)  # one session: its index; the rest is rare
         src = _Source(target, [], params)
-    elif tag_pair and f.tag is not None:
-        src = _Source("(SELECT hour, other_value AS tag_value, "
-                      + ", ".join(METRICS) + " FROM rollup_tag_pairs WHERE tag_key = ? AND tag_value = ? "
-                      "AND other_key = ?) AS p", ["hour >= ?", "hour < ?"],
-                      [f.tag[0], f.tag[1], tag_group, f.since_key, f.until_key])
+    elif f.tag is not None and tag_group is not None and f.tag[0] != tag_group:  # a tag split by another tag
+        src = _Source(f"(SELECT hour, other_value AS tag_value, {', '.join(_DIMS)}, {', '.join(METRICS)} "
+                      "FROM rollup_tag_pairs WHERE tag_key = ? AND tag_value = ? AND other_key = ?) AS p",
+                      ["hour >= ?", "hour < ?"], [f.tag[0], f.tag[1], tag_group, f.since_key, f.until_key])
     else:
-        if tag_group is not None or f.tag is not None:
+        if group == "session" and f.tag is not None:
+            src = _Source("rollup_session_tags", ["tag_key = ?", "tag_value = ?"], list(f.tag))
+        elif tag_group is not None or f.tag is not None:
             src = _Source("rollup_tags", ["tag_key = ?"], [tag_group or (f.tag[0] if f.tag else "")])
             if f.tag is not None:
                 src.where.append("tag_value = ?")

@@ -79,8 +79,11 @@ ROLLUP_TABLES: Final[dict[str, tuple[str, ...]]] = {
     "rollup_hourly": ("hour", "provider", "deployment", "model", "status"),
     "rollup_sessions": ("hour", "session_id", "provider", "deployment", "model", "status"),
     "rollup_tags": ("tag_key", "tag_value", "hour", "provider", "deployment", "model", "status"),
-    # every ordered pair of tags one call carries, by hour: a tag filter split by another tag (team:x by feature)
-    "rollup_tag_pairs": ("tag_key", "tag_value", "other_key", "other_value", "hour"),
+    # every ordered pair of tags one call carries: a tag filter split by another tag (team:x by feature)
+    "rollup_tag_pairs": ("tag_key", "tag_value", "other_key", "other_value", "hour", "provider", "deployment", "model",
+                         "status"),
+    # sessions by tag: the sessions list (or a split by session) under a tag filter
+    "rollup_session_tags": ("tag_key", "tag_value", "hour", "session_id"),
     # one row per session, whole-session totals: the sessions list sorts tens of thousands of these at once
     "session_totals": ("session_id",),
 }
@@ -89,6 +92,7 @@ _EXTRA: Final[dict[str, tuple[tuple[str, str, str], ...]]] = {
     # the session rollups also keep when each session (or session-hour slice) started and ended
     "rollup_sessions": _SPAN,
     "session_totals": _SPAN,
+    "rollup_session_tags": _SPAN,
 }
 _MERGE_EXTRA: Final[dict[str, str]] = {"first_at": "min(first_at, excluded.first_at)",
                                        "last_at": "max(last_at, excluded.last_at)"}
@@ -120,19 +124,19 @@ def _fold(table: str) -> str:
     columns = [*keys, *(name for name, _, _ in extra), *METRICS]
     selects = [*key_exprs, *(staged_extra[name] for name, _, _ in extra), *(f"SUM(s.{m})" for m in METRICS)]
     source = "temp.rollup_stage AS s"
-    where = "1"
-    if table in ("rollup_tags", "rollup_tag_pairs"):
+    where = ["1"]
+    if "tag_key" in keys:
         source += ", json_each(s.tags) AS t"
-        where = "s.tags IS NOT NULL AND json_valid(s.tags) AND t.type NOT IN ('object', 'array')"
-    if table == "rollup_tag_pairs":
+        where = ["s.tags IS NOT NULL", "json_valid(s.tags)", "t.type NOT IN ('object', 'array')"]
+    if "other_key" in keys:
         source += ", json_each(s.tags) AS u"
-        where += " AND u.type NOT IN ('object', 'array') AND u.key != t.key"
-    elif table in ("rollup_sessions", "session_totals"):
-        where = "s.session_id IS NOT NULL"
+        where += ["u.type NOT IN ('object', 'array')", "u.key != t.key"]
+    if "session_id" in keys:
+        where.append("s.session_id IS NOT NULL")
     updates = [f"{c} = {_MERGE_EXTRA[c]}" for c, _, _ in extra]
     updates += [f"{m} = {m} + excluded.{m}" for m in METRICS]
     return (f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(selects)} FROM {source} "
-            f"WHERE {where} GROUP BY {', '.join(str(i) for i in range(1, len(keys) + 1))} "
+            f"WHERE {' AND '.join(where)} GROUP BY {', '.join(str(i) for i in range(1, len(keys) + 1))} "
             f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {', '.join(updates)}")
 
 
@@ -198,10 +202,10 @@ def _invoice_trigger() -> str:
     for table, keys in ROLLUP_TABLES.items():
         conds = [f"{k} = {match[k]}" for k in keys if k in match]
         tags = "json_each(CASE WHEN json_valid(NEW.tags) THEN NEW.tags END)"
-        if table == "rollup_tags":
+        if "tag_key" in keys and "other_key" not in keys:
             conds.append(f"(tag_key, tag_value) IN (SELECT CAST(key AS TEXT), CAST(value AS TEXT) FROM {tags} "
                          "WHERE type NOT IN ('object', 'array'))")
-        elif table == "rollup_tag_pairs":
+        elif "other_key" in keys:
             conds.append("(tag_key, tag_value, other_key, other_value) IN (SELECT CAST(t.key AS TEXT), "
                          f"CAST(t.value AS TEXT), CAST(u.key AS TEXT), CAST(u.value AS TEXT) FROM {tags} AS t, "
                          f"{tags} AS u WHERE t.type NOT IN ('object', 'array') AND u.type NOT IN ('object', 'array') "
