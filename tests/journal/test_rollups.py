@@ -30,7 +30,8 @@ def expected(events: list[dict[str, Any]]) -> dict[str, dict[tuple[Any, ...], tu
         tags = (e["tags"] or {}).items()
         keys["rollup_tags"] = [(k, str(v), *dims) for k, v in tags]
         keys["rollup_tag_pairs"] = [(k, str(v), k2, str(v2), *dims) for k, v in tags for k2, v2 in tags if k2 != k]
-        keys["rollup_session_tags"] = [(k, str(v), dims[0], e["session_id"]) for k, v in tags] if e["session_id"] else []
+        session = e["session_id"]
+        keys["rollup_session_tags"] = [(k, str(v), dims[0], session) for k, v in tags] if session else []
         for table, ks in keys.items():
             for k in ks:
                 acc = out[table][k]
