@@ -3,6 +3,7 @@
     TokenIDError
     ├── ConfigError            bad constructor argument or configuration (raised at construction)
     ├── JournalError           the journal store cannot be opened or read (never raised into an LLM call)
+    ├── QueryError             a dashboard / API request parameter is invalid (HTTP 400)
     ├── EnforcementError       a local rule denied a call; also an ``openai.OpenAIError``
     │   ├── BudgetExceeded
     │   ├── ModelNotAllowed
@@ -25,6 +26,7 @@ __all__ = [
     "JournalError",
     "ModelNotAllowed",
     "NoHealthyTarget",
+    "QueryError",
     "RateLimitExceeded",
     "RoutingError",
     "TokenIDError",
@@ -41,6 +43,10 @@ class ConfigError(TokenIDError, ValueError):
 
 class JournalError(TokenIDError):
     """The journal store could not be opened, migrated or read."""
+
+
+class QueryError(TokenIDError, ValueError):
+    """A query parameter is unknown or malformed; the message says which and what is accepted."""
 
 
 class EnforcementError(TokenIDError, openai.OpenAIError):

@@ -271,3 +271,9 @@ def test_budgets_work_with_a_postgres_journal(sim: Simulator, pg_url: str) -> No
     assert blocked["status"] == "blocked" and blocked["enforcement"][0]["rule"] == "tiny"
     assert journal.path.name.startswith("postgresql-")  # per-host counters beside the spool, not in the database
     journal.close()
+
+
+def test_the_dashboard_says_it_reads_sqlite_only(pg_url: str) -> None:
+    result = CliRunner(env={"COLUMNS": "200"}).invoke(app, ["dashboard", "--journal", pg_url])
+    assert result.exit_code == 2
+    assert "the dashboard reads SQLite journals only" in " ".join(result.output.split())

@@ -286,6 +286,48 @@ def _write_events(events: Iterable[dict[str, Any]], format: str, out: TextIO) ->
 
 
 @app.command()
+def dashboard(
+    journal: JournalOpt = None,
+    host: Annotated[str, typer.Option(help="Address to bind. Anything but loopback requires an access token.")] =
+        "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8050,
+    config: Annotated[str | None, typer.Option(
+        "--config", "-c", help="Enforcement config (budget limits and windows); default $TOKENID_ENFORCEMENT.")] =
+        None,
+) -> None:
+    """Serve the web dashboard (read-only) over a journal: spend, sessions, enforcement, reconciliation, live tail."""
+    from ..dashboard import access_for, prepare_journal, serve
+    from ..dashboard.auth import TOKEN_ENV
+    from ..enforce import load_config, parse_config
+    from ..errors import ConfigError
+    from ..journal.core import resolve_target
+
+    try:
+        kind, where = resolve_target(journal)
+        if kind != "sqlite":
+            raise ConfigError("the dashboard reads SQLite journals only: its rollups use SQLite's JSON functions; "
+                              "a PostgreSQL journal is not supported by the dashboard yet")
+        path = Path(where)
+        raw = load_config(config)
+        rules = parse_config(raw).budgets if raw is not None else []
+        access = access_for(host)
+        prepare_journal(path, say=lambda text: _console().print(text, highlight=False))
+    except TokenIDError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    console = _console()
+    console.print(f"[bold]TokenID dashboard[/bold] on {path}", highlight=False)
+    if access.token is None:
+        console.print(f"  Open {access.url(host, port)}  (this machine only; Ctrl-C stops it)", highlight=False)
+    elif access.generated:
+        console.print(f"  Open {access.url(host, port)}\n  Access token (generated for this run; set {TOKEN_ENV} "
+                      f"to choose one): {access.token}", highlight=False, soft_wrap=True)
+    else:
+        console.print(f"  Open {access.url(host, port)}  (access token from ${TOKEN_ENV}: append ?token=… once, "
+                      "or send Authorization: Bearer …)", highlight=False)
+    serve(path, host=host, port=port, access=access, budgets=rules)
+
+
+@app.command()
 def simulate(
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8765,

@@ -10,6 +10,7 @@ from rich.console import Console
 
 from ..clients import AsyncJournaledAzureOpenAI, JournaledAzureOpenAI
 from ..context import session
+from ..errors import BudgetExceeded
 from ..journal import default_journal_target, get_journal
 from ..simulator import Simulator
 
@@ -93,6 +94,34 @@ async def _async_calls(endpoint: str, journal: str) -> None:
             await client.embeddings.create(model="text-embedding-3-small", input="nightly digest")
 
 
+# a guarded client: a token budget per session, and gpt-4o rewritten to gpt-4o-mini
+GUARDS = {
+    "counters": "sqlite",
+    "budgets": [{"name": "demo-session-tokens", "scope": "session", "limit_tokens": 150, "window": "day"}],
+    "model_ceiling": {"name": "mini-only", "allowed": ["gpt-4o-mini", "text-embedding-3-small"],
+                      "target": "gpt-4o-mini"},
+}
+
+
+def _guarded_calls(endpoint: str, journal: str) -> None:
+    client = JournaledAzureOpenAI(azure_endpoint=endpoint, api_key="demo-key", api_version="2024-10-21",
+                                  session_id="guarded-bot", tags={"team": "support"}, journal=journal,
+                                  deployments=DEPLOYMENTS, enforcement_config=GUARDS)
+    with client:
+        reply = client.chat.completions.create(model="gpt-4o", max_tokens=40,
+                                               messages=[{"role": "user", "content": "Hi!"}])
+        console.print(f"  rewrite   asked for gpt-4o, served {reply.model} (model ceiling 'mini-only')")
+        for n in range(3):
+            try:
+                client.chat.completions.create(model="gpt-4o-mini", max_tokens=40,
+                                               messages=[{"role": "user", "content": f"Follow-up #{n}"}])
+            except BudgetExceeded as exc:
+                console.print(f"  blocked   {str(exc)[:90]}", overflow="ellipsis", no_wrap=True)
+                break
+        else:
+            console.print("  (the session's token budget was not reached)")
+
+
 def run_demo(journal: str | None) -> None:
     path = _demo_path(journal)
     with Simulator() as sim:
@@ -101,6 +130,8 @@ def run_demo(journal: str | None) -> None:
         _sync_calls(sim.azure_endpoint, path)
         console.print("\n[bold]Session nightly-summaries[/bold] (async client)")
         asyncio.run(_async_calls(sim.azure_endpoint, path))
+        console.print("\n[bold]Session guarded-bot[/bold] (enforcement: a token budget and a model ceiling)")
+        _guarded_calls(sim.azure_endpoint, path)
     j = get_journal(path)
     j.flush()
     console.print()
@@ -110,3 +141,5 @@ def run_demo(journal: str | None) -> None:
     console.print("\nExplore the demo's journal:")
     for command in ("sessions", "session show support-bot", "tail", "export --format csv"):
         console.print(f"  tokenid {command} --journal {path}", soft_wrap=True, highlight=False)
+    console.print("\n[bold]Open the dashboard on the demo's journal[/bold] (then http://127.0.0.1:8050/ in a browser):")
+    console.print(f"  tokenid dashboard --journal {path}", soft_wrap=True, highlight=False)

@@ -68,7 +68,7 @@ class Journal:
 
     def __init__(self, target: str | os.PathLike[str] | None = None, *, batch_size: int = 5000,
                  flush_interval: float = 0.2) -> None:
-        kind, where = _resolve(target)
+        kind, where = resolve_target(target)
         self.batch_size = batch_size
         self.flush_interval = flush_interval
         self.store: Store
@@ -268,7 +268,7 @@ def _lower_priority() -> None:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
 
 
-def _resolve(target: str | os.PathLike[str] | None) -> tuple[str, Path | str]:
+def resolve_target(target: str | os.PathLike[str] | None) -> tuple[str, Path | str]:
     """("sqlite", absolute path) or ("postgresql", URL) for a journal target."""
     raw = os.fspath(target) if target is not None else default_journal_target()
     if not isinstance(raw, str) or not raw:
@@ -285,7 +285,7 @@ def _resolve(target: str | os.PathLike[str] | None) -> tuple[str, Path | str]:
 
 
 def _key(target: str | os.PathLike[str] | None) -> str:
-    return str(_resolve(target)[1])
+    return str(resolve_target(target)[1])
 
 
 _JOURNALS: dict[str, Journal] = {}

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from .rollups import ROLLUP_MIGRATION
+
 __all__ = ["COLUMNS", "INT_COLUMNS", "JSON_COLUMNS", "MIGRATIONS", "SCHEMA_VERSION", "SQLITE_ONLY_MIGRATIONS"]
 
 # (name, SQL type) in storage order
@@ -183,8 +185,11 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
   PRIMARY KEY (account_id, deployment, direction, day)
 )""",
     ),
+    # Migration 4: the dashboard's rollups (hourly, per session, per tag), backfilled from the events already
+    # stored; kept current by the writer in each insert's transaction (see rollups.py).
+    ROLLUP_MIGRATION,
 )
 SCHEMA_VERSION: Final[int] = len(MIGRATIONS)
 #: Migrations (by number, from 1) that only a SQLite journal runs: what they build exists for SQLite readers only.
 #: A PostgreSQL journal records the version but skips them.
-SQLITE_ONLY_MIGRATIONS: Final[frozenset[int]] = frozenset()
+SQLITE_ONLY_MIGRATIONS: Final[frozenset[int]] = frozenset({4})  # the dashboard's rollups (SQLite JSON functions)

@@ -16,12 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import JournalError
+from .rollups import STAGE_DDL, fold_statements
 from .schema import BOOL_COLUMNS, COLUMNS, JSON_COLUMNS, MIGRATIONS, SCHEMA_VERSION
 
 __all__ = ["SQLiteStore"]
 
 _INSERT = f"INSERT OR IGNORE INTO events ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 _BUSY_TIMEOUT_MS = 60_000
+# the rows a batch actually stored are those above the largest rowid before it (INSERT OR IGNORE skips duplicates)
+_FOLD = fold_statements("events.rowid > :after")
 
 
 class SQLiteStore:
@@ -50,6 +53,7 @@ class SQLiteStore:
             conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
             enable_wal(conn)
             conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute(STAGE_DDL)  # a per-connection scratch table: no write to the journal file
             self._local.conn = conn
         return conn
 
@@ -75,11 +79,14 @@ class SQLiteStore:
             raise
 
     def insert(self, rows: Sequence[tuple[Any, ...]]) -> None:
-        """Insert rows (tuples in ``COLUMNS`` order) in one transaction."""
+        """Insert rows (tuples in ``COLUMNS`` order) and fold them into the rollups, in one transaction."""
         conn = self._connection()
         conn.execute("BEGIN IMMEDIATE")
         try:
+            before = conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM events").fetchone()[0]
             conn.executemany(_INSERT, rows)
+            for statement in _FOLD:
+                conn.execute(statement, {"after": before})
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")

@@ -1,0 +1,152 @@
+"""Rollups stay equal to the events they summarise, whatever way the events arrive."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections import defaultdict
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from tokenid import Journal
+from tokenid.dashboard.sample import ReadyRows, legacy_journal, sample_rows
+from tokenid.journal import COLUMNS
+from tokenid.journal.rollups import ROLLUP_TABLES
+
+_I = {c: i for i, c in enumerate(COLUMNS)}
+
+
+def expected(events: list[dict[str, Any]]) -> dict[str, dict[tuple[Any, ...], tuple[int, int, int, int]]]:
+    """(calls, input tokens, output tokens, cost nano-dollars) per rollup key, computed in Python from events."""
+    out: dict[str, dict[tuple[Any, ...], list[int]]] = {t: defaultdict(lambda: [0, 0, 0, 0]) for t in ROLLUP_TABLES}
+    for e in events:
+        model = e["canonical_model"] or e["model_served"] or e["model_requested"] or ""
+        dims = (e["started_at"][:13], e["provider"], e["deployment"] or "", model, e["status"])
+        nanos = int(Decimal(e["cost_usd"]) * 10**9) if e["cost_usd"] else 0
+        keys = {"rollup_hourly": [dims]}
+        keys["rollup_sessions"] = [(dims[0], e["session_id"], *dims[1:])] if e["session_id"] else []
+        keys["session_totals"] = [(e["session_id"],)] if e["session_id"] else []
+        tags = (e["tags"] or {}).items()
+        keys["rollup_tags"] = [(k, str(v), *dims) for k, v in tags]
+        keys["rollup_tag_pairs"] = [(k, str(v), k2, str(v2), *dims) for k, v in tags for k2, v2 in tags if k2 != k]
+        session = e["session_id"]
+        keys["rollup_session_tags"] = [(k, str(v), dims[0], session) for k, v in tags] if session else []
+        for table, ks in keys.items():
+            for k in ks:
+                acc = out[table][k]
+                for n, v in enumerate((1, e["input_tokens"] or 0, e["output_tokens"] or 0, nanos)):
+                    acc[n] += v
+    return {t: {k: (v[0], v[1], v[2], v[3]) for k, v in rows.items()} for t, rows in out.items()}
+
+
+def stored(path: Path) -> dict[str, dict[tuple[Any, ...], tuple[int, int, int, int]]]:
+    conn = sqlite3.connect(path)
+    out = {}
+    for table, keys in ROLLUP_TABLES.items():
+        rows = conn.execute(f"SELECT {', '.join(keys)}, calls, input_tokens, output_tokens, cost_nanousd FROM {table}")
+        out[table] = {tuple(r[:len(keys)]): tuple(r[len(keys):]) for r in rows}
+    conn.close()
+    return out
+
+
+def test_rollups_match_events_for_batches_fanout_duplicates_and_out_of_order(tmp_path: Path) -> None:
+    rows = list(sample_rows(3000, sessions=40, hours=72))
+    journal = Journal(tmp_path / "j.db", batch_size=500)
+    for row in rows[:1000]:
+        journal.record(ReadyRows(row))
+    journal.flush()
+    journal.record(ReadyRows(rows[1000:1200]))  # fan-out: one item, many rows
+    journal.record(ReadyRows(rows[:50]))  # duplicates of stored events: INSERT OR IGNORE, must not count twice
+    for row in reversed(rows[1200:]):  # a session's late events arrive after later ones
+        journal.record(ReadyRows(row))
+    late = list(rows[5])
+    late[_I["id"]], late[_I["started_at"]] = "zz-late", "2026-09-01T03:04:05.000000Z"
+    journal.record(ReadyRows(tuple(late)))  # an event older than everything stored
+    journal.flush()
+    events = journal.events()
+    assert len(events) == 3001
+    assert stored(journal.path) == expected(events)
+    actions: dict[tuple[str, str], int] = defaultdict(int)
+    for e in events:
+        for a in e["enforcement"] or []:
+            actions[a["rule"], a["action"]] += 1
+    conn = sqlite3.connect(journal.path)
+    got = {(r, a): n for r, a, n in conn.execute(
+        "SELECT rule, action, SUM(calls) FROM rollup_enforcement GROUP BY 1, 2")}
+    conn.close()
+    assert got == dict(actions) and len(got) == 2
+    mine = sorted(e["started_at"] for e in events if e["session_id"] == late[_I["session_id"]])
+    for table in ("rollup_sessions", "session_totals"):
+        span = sqlite3.connect(journal.path).execute(
+            f"SELECT MIN(first_at), MAX(last_at) FROM {table} WHERE session_id = ?", (late[_I["session_id"]],))
+        assert span.fetchone() == (mine[0], mine[-1])
+    journal.close()
+
+
+def test_spooled_rows_land_in_the_rollups_when_reloaded(tmp_path: Path) -> None:
+    rows = list(sample_rows(300, seed=3))
+    path = tmp_path / "j.db"
+    journal = Journal(path)
+    journal._spool(rows[:200], RuntimeError("disk full"))
+    journal.record(ReadyRows(rows[200:]))
+    journal.close()
+    reopened = Journal(path)
+    events = reopened.events()
+    assert len(events) == 300
+    assert stored(path) == expected(events)
+    reopened.close()
+
+
+def test_an_existing_journal_gets_its_rollups_backfilled(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    legacy_journal(path, list(sample_rows(800, seed=11, hours=48)))
+    journal = Journal(path)
+    events = journal.events()
+    assert len(events) == 800
+    assert stored(path) == expected(events)
+    assert sum(v[0] for v in stored(path)["rollup_hourly"].values()) == 800
+    journal.close()
+
+
+def test_reconciliation_updates_move_the_invoice_sums(tmp_path: Path) -> None:
+    rows = list(sample_rows(200, seed=5, hours=10))
+    journal = Journal(tmp_path / "j.db")
+    journal.record(ReadyRows(rows))
+    journal.flush()
+    conn = sqlite3.connect(journal.path)
+    conn.execute("UPDATE events SET invoice_cost_nanousd = cost_nanousd * 9 / 10, invoice_cost_usd = 'x' "
+                 "WHERE cost_nanousd IS NOT NULL AND provider = 'azure_openai'")
+    conn.execute("UPDATE events SET invoice_cost_nanousd = invoice_cost_nanousd + 7 WHERE rowid % 3 = 0")
+    conn.commit()
+    want = conn.execute("SELECT SUM(invoice_cost_nanousd), COUNT(invoice_cost_nanousd), "
+                        "SUM(CASE WHEN invoice_cost_nanousd IS NULL THEN 0 ELSE cost_nanousd END) "
+                        "FROM events").fetchone()
+    assert want[1] > 0 and want[0] != want[2]
+    for table in ROLLUP_TABLES:
+        got = conn.execute(f"SELECT SUM(invoice_cost_nanousd), SUM(invoiced_calls), SUM(invoiced_list_nanousd) "
+                           f"FROM {table}").fetchone()
+        if "tag" in table:  # every sample event has two tags, so two pairs
+            got = (got[0] // 2, got[1] // 2, got[2] // 2)
+        assert got == want, table
+    by_team = dict(conn.execute("SELECT tag_value, SUM(invoice_cost_nanousd) FROM rollup_tags WHERE tag_key = 'team' "
+                                "GROUP BY 1"))
+    conn.close()
+    want_team: dict[str, int] = defaultdict(int)
+    for e in journal.events():
+        if e["invoice_cost_nanousd"] is not None:
+            want_team[e["tags"]["team"]] += e["invoice_cost_nanousd"]
+    assert {k: v for k, v in by_team.items() if v} == dict(want_team)
+    journal.close()
+
+
+def test_tag_values_of_every_json_type_are_rolled_up_as_text(tmp_path: Path) -> None:
+    row = list(next(sample_rows(1)))
+    row[_I["tags"]] = json.dumps({"user": "ann", "tier": 3, "beta": True, "nested": {"x": 1}})
+    journal = Journal(tmp_path / "j.db")
+    journal.record(ReadyRows(tuple(row)))
+    journal.close()
+    conn = sqlite3.connect(journal.path)
+    tags = sorted(conn.execute("SELECT tag_key, tag_value FROM rollup_tags"))
+    conn.close()
+    assert tags == [("beta", "1"), ("tier", "3"), ("user", "ann")]
