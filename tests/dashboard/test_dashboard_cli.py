@@ -102,7 +102,7 @@ def test_dashboard_token_from_the_environment_is_not_printed(journal_path: Path)
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--journal", "/nonexistent/dir/j.db"], "no journal at"),
-    (["--journal", "postgresql://db/tokenid"], "PostgreSQL journals are not available"),
+    (["--journal", "postgresql://db/tokenid"], "the dashboard reads SQLite journals only"),
 ])
 def test_dashboard_refuses_what_it_cannot_serve(args: list[str], message: str) -> None:
     result = runner.invoke(app, ["dashboard", *args])

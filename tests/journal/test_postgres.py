@@ -272,8 +272,3 @@ def test_budgets_work_with_a_postgres_journal(sim: Simulator, pg_url: str) -> No
     assert journal.path.name.startswith("postgresql-")  # per-host counters beside the spool, not in the database
     journal.close()
 
-
-def test_the_dashboard_says_it_reads_sqlite_only(pg_url: str) -> None:
-    result = CliRunner(env={"COLUMNS": "200"}).invoke(app, ["dashboard", "--journal", pg_url])
-    assert result.exit_code == 2
-    assert "the dashboard reads SQLite journals only" in " ".join(result.output.split())
