@@ -54,13 +54,13 @@ import re
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 from ..errors import ConfigError, TokenIDError
+from ..routing.retry import retry_after_seconds
 from .exports import CostLine, ReadIssue, ReadSummary
 from .exports import _account as account_of  # package-internal helpers: the export reader's own rules
 from .exports import _mentions_openai as mentions_openai
@@ -634,27 +634,10 @@ def _retry_after(headers: httpx2.Headers) -> float | None:
     for name, value in headers.items():
         lower = name.lower()
         if lower == "retry-after" or (lower.startswith(_RATE_LIMIT_PREFIX) and lower.endswith("retry-after")):
-            seconds = _seconds(value)
+            seconds = retry_after_seconds(value)
             if seconds is not None:
                 waits.append(seconds)
     return max(waits) if waits else None
-
-
-def _seconds(value: str) -> float | None:
-    text = value.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(text)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
-        seconds = (when - datetime.now(timezone.utc)).total_seconds()
-    if seconds != seconds:  # NaN
-        return None
-    return max(0.0, seconds)
 
 
 def _azure_error(response: httpx2.Response) -> tuple[str | None, str]:

@@ -38,7 +38,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from decimal import Context, Decimal, InvalidOperation
-from email.utils import parsedate_to_datetime
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -681,20 +680,11 @@ def _get_page(
 
 
 def _retry_after(value: str | None, *, default: float, cap: float) -> float:
-    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date), else ``default``."""
-    if not value:
-        return default
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return default
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
-        seconds = (when - datetime.now(timezone.utc)).total_seconds()
-    return max(0.0, min(cap, seconds))
+    """Seconds to wait from a Retry-After header, capped; ``default`` when there is none or it is unreadable."""
+    from tokenid.routing.retry import retry_after_seconds
+
+    seconds = retry_after_seconds(value) if value else None
+    return default if seconds is None else min(cap, seconds)
 
 
 def _write_atomic(target: Path, text: str) -> None:

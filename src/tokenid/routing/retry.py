@@ -12,7 +12,7 @@ import openai
 
 from .config import RetryPolicy
 
-__all__ = ["backoff", "failure_status", "matches", "server_wait"]
+__all__ = ["backoff", "failure_status", "matches", "retry_after_seconds", "server_wait"]
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -29,6 +29,20 @@ def _duration(text: str) -> float | None:
     if not parts or "".join(a + b for a, b in parts) != text.replace(" ", ""):
         return None
     return sum(float(amount) * _UNIT_S[unit] for amount, unit in parts)
+
+
+def retry_after_seconds(value: str) -> float | None:
+    """A ``Retry-After`` value in seconds: delta-seconds or an HTTP date (RFC 9110 §10.2.3); a date in the past is
+    0, anything else unreadable is None."""
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        parsed = email.utils.parsedate_tz(text)
+        if parsed is None:
+            return None
+        return max(0.0, email.utils.mktime_tz(parsed) - time.time())
+    return seconds if seconds >= 0 else None  # NaN and negatives are not waits
 
 
 def server_wait(headers: Mapping[str, str] | None) -> tuple[float, str] | None:
@@ -50,14 +64,9 @@ def server_wait(headers: Mapping[str, str] | None) -> tuple[float, str] | None:
             pass
     value = headers.get("retry-after")
     if value is not None:
-        try:
-            seconds = float(value)
-            if seconds >= 0:
-                return seconds, "retry-after"
-        except ValueError:
-            parsed = email.utils.parsedate_tz(value)
-            if parsed is not None:
-                return max(0.0, email.utils.mktime_tz(parsed) - time.time()), "retry-after"
+        seconds = retry_after_seconds(value)
+        if seconds is not None:
+            return seconds, "retry-after"
     waits: list[tuple[float, str]] = []
     for kind in ("requests", "tokens"):
         reset = headers.get(f"x-ratelimit-reset-{kind}")
