@@ -195,6 +195,15 @@ def test_sessions_filtered_by_tag_and_model(client: TestClient, traffic: Traffic
     data = get(client, "/api/sessions", **ALL, model="o3-mini-2025-01-31", limit=100)
     mine = traffic.where(lambda e: model_of(e) == "o3-mini-2025-01-31")
     assert {r["session_id"]: r["calls"] for r in data["rows"]} == dict(Counter(e["session_id"] for e in mine))
+    # both at once (read from the session-by-tag rollup, which keeps the dimensions)
+    data = get(client, "/api/sessions", **ALL, tag="feature:triage", model="o3-mini-2025-01-31", limit=100)
+    mine = traffic.where(lambda e: e["tags"]["feature"] == "triage" and model_of(e) == "o3-mini-2025-01-31")
+    per_session = Counter(e["session_id"] for e in mine)
+    assert mine and {r["session_id"]: (r["calls"], Decimal(r["cost_usd"] or 0)) for r in data["rows"]} == {
+        s: (n, cost([e for e in mine if e["session_id"] == s])) for s, n in per_session.items()}
+    split = get(client, "/api/timeseries", **ALL, tag="feature:triage", model="o3-mini-2025-01-31", group="session",
+                metric="calls", bucket="day")
+    assert sum(s["total"] for s in split["series"]) == len(mine)
 
 
 def test_one_session_with_every_call_in_order(client: TestClient, traffic: Traffic) -> None:

@@ -31,7 +31,7 @@ def expected(events: list[dict[str, Any]]) -> dict[str, dict[tuple[Any, ...], tu
         keys["rollup_tags"] = [(k, str(v), *dims) for k, v in tags]
         keys["rollup_tag_pairs"] = [(k, str(v), k2, str(v2), *dims) for k, v in tags for k2, v2 in tags if k2 != k]
         session = e["session_id"]
-        keys["rollup_session_tags"] = [(k, str(v), dims[0], session) for k, v in tags] if session else []
+        keys["rollup_session_tags"] = [(k, str(v), dims[0], session, *dims[1:]) for k, v in tags] if session else []
         for table, ks in keys.items():
             for k in ks:
                 acc = out[table][k]

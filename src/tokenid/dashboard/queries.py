@@ -232,8 +232,8 @@ _DIMS: Final = ("provider", "deployment", "model", "status")
 def _source(f: Filters, group: str | None = None) -> _Source:
     """The cheapest table that answers ``f`` grouped by ``group`` exactly."""
     tag_group = group[4:] if group and group.startswith("tag:") else None
-    if f.session is not None or (group == "session" and f.tag is not None and f.dims()):
-        target, params = _events_target(f, tag_group)  # one session: its index; the rest is rare
+    if f.session is not None:
+        target, params = _events_target(f, tag_group)  # one session: its index
         src = _Source(target, [], params)
     elif f.tag is not None and tag_group is not None and f.tag[0] != tag_group:  # a tag split by another tag
         src = _Source(f"(SELECT hour, other_value AS tag_value, {', '.join(_DIMS)}, {', '.join(METRICS)} "

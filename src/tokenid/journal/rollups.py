@@ -82,8 +82,8 @@ ROLLUP_TABLES: Final[dict[str, tuple[str, ...]]] = {
     # every ordered pair of tags one call carries: a tag filter split by another tag (team:x by feature)
     "rollup_tag_pairs": ("tag_key", "tag_value", "other_key", "other_value", "hour", "provider", "deployment", "model",
                          "status"),
-    # sessions by tag: the sessions list (or a split by session) under a tag filter
-    "rollup_session_tags": ("tag_key", "tag_value", "hour", "session_id"),
+    # sessions by tag: the sessions list (or a split by session) under a tag filter, with or without a dimension
+    "rollup_session_tags": ("tag_key", "tag_value", "hour", "session_id", "provider", "deployment", "model", "status"),
     # one row per session, whole-session totals: the sessions list sorts tens of thousands of these at once
     "session_totals": ("session_id",),
 }
