@@ -85,7 +85,7 @@ def requests(days: int) -> dict[str, list[tuple[str, dict[str, str]]]]:
         "sessions, by spend, page 20": [("/api/sessions", {**d30, "sort": "cost", "offset": "1000", "limit": "50"})],
         "sessions, all time, by tokens": [("/api/sessions", {**every, "sort": "tokens", "limit": "50"})],
         "sessions, tag filter, by spend": [("/api/sessions", {**d30, "tag": "team:search", "sort": "cost"})],
-        "sessions, tag + model filter (events)": [
+        "sessions, tag + model filter": [
             ("/api/sessions", {**d30, "tag": "team:search", "model": "o3-mini-2025-01-31"})],
         "session page": [("/api/sessions/sess-01234", {})],
         "live calls (first load + one poll)": [("/api/calls", {**d30, "limit": "100"}),
