@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -30,6 +29,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from tokenid.simulator.background import BackgroundServer
 
 TOKEN = "eyFAKE.cost-management-token.SECRET-7f3a9c"
 API_VERSIONS = frozenset({"2023-11-01", "2025-03-01"})
@@ -97,9 +98,10 @@ class FakeCostManagement:
         self.served_columns: list[list[str]] = []  # the column names of each result page served
         self.lock = threading.Lock()
         self.app = Starlette(routes=[Route("/{path:path}", self._handle, methods=["GET", "POST", "PUT"])])
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._socket: socket.socket | None = None
+        self._served = BackgroundServer(
+            lambda port: uvicorn.Config(self.app, host="127.0.0.1", port=port, log_level="warning", access_log=False,
+                                        lifespan="off", ws="none", server_header=False, timeout_graceful_shutdown=1,
+                                        log_config=None), name="fake-cost-management")
         self.port = 0
 
     @property
@@ -108,36 +110,11 @@ class FakeCostManagement:
 
     # --- lifecycle --------------------------------------------------------------------------------------------
     def start(self) -> FakeCostManagement:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        sock.set_inheritable(True)
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False,
-                                lifespan="off", ws="none", server_header=False, timeout_graceful_shutdown=1,
-                                log_config=None)
-        server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=f"fake-cm-{self.port}",
-                                  daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                server.should_exit = True
-                sock.close()
-                raise RuntimeError(f"fake Cost Management failed to start on port {self.port}")
-            time.sleep(0.002)
-        self._server, self._thread, self._socket = server, thread, sock
+        self.port = self._served.start().port
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        if self._socket is not None:
-            self._socket.close()
-        self._server = self._thread = self._socket = None
+        self._served.stop()
 
     def __enter__(self) -> FakeCostManagement:
         return self.start()

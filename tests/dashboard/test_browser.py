@@ -8,9 +8,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import socket
-import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -28,17 +25,12 @@ from tokenid import Journal
 from tokenid.dashboard import create_app
 from tokenid.dashboard.sample import ReadyRows, sample_rows
 from tokenid.enforce import SQLiteCounters, parse_config, parse_window
+from tokenid.simulator.background import BackgroundServer
 
 ARTIFACTS = Path(__file__).parents[2] / "test-artifacts" / "dashboard"
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync"]
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Site:
@@ -78,18 +70,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     counters.add("team-daily|team:search", parse_window("day"), 6_100_000_000)
     counters.add("session-tokens|session:sess-00003", parse_window("rolling:1h"), 120_000)
     counters.close()
-    port = _port()
-    server = uvicorn.Server(uvicorn.Config(create_app(path, budgets=config.budgets), host="127.0.0.1", port=port,
-                                           log_level="warning", access_log=False, lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "the dashboard server did not start"
-        time.sleep(0.05)
-    yield Site(f"http://127.0.0.1:{port}", journal, journal.events())
-    server.should_exit = True
-    thread.join(10)
+    app = create_app(path, budgets=config.budgets)
+    with BackgroundServer(lambda port: uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                                      access_log=False, lifespan="off"), name="dashboard") as server:
+        yield Site(f"http://127.0.0.1:{server.port}", journal, journal.events())
     journal.close()
 
 

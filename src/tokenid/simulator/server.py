@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import logging
-import socket
 import threading
-import time
 from collections.abc import Collection, Mapping
 from types import TracebackType
 
@@ -13,6 +11,7 @@ import uvicorn
 from uvicorn.config import LOGGING_CONFIG
 
 from tokenid.simulator.app import SimulatedDisconnect, SimulatorApp
+from tokenid.simulator.background import BackgroundServer
 from tokenid.simulator.realtime import WS_PROTOCOL
 from tokenid.tokens import preload
 
@@ -47,7 +46,6 @@ The audio deployments serve OpenAI's model names (``tts`` -> ``tts-1``,
 ``whisper`` -> ``whisper-1``) so prices resolve the same on both services.
 """
 
-_START_TIMEOUT_S = 10.0
 
 
 class _QuietDisconnects(logging.Filter):
@@ -136,10 +134,8 @@ class Simulator:
             api_keys=api_keys,
             latency_s=latency_s,
         )
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._socket: socket.socket | None = None
-        self._port: int | None = None
+        self._served = BackgroundServer(lambda port: _config(self.app, host, port, foreground=False), host=host,
+                                        port=port, name="tokenid-sim")
 
     @property
     def deployments(self) -> Mapping[str, str]:
@@ -154,9 +150,9 @@ class Simulator:
     @property
     def port(self) -> int:
         """The bound port (only known once started)."""
-        if self._port is None:
+        if not self._served.running:
             raise RuntimeError("Simulator is not running; call start() first")
-        return self._port
+        return self._served.port
 
     @property
     def url(self) -> str:
@@ -175,42 +171,20 @@ class Simulator:
 
     def start(self) -> Simulator:
         """Serve in a daemon thread; return once the port accepts connections."""
-        if self._thread is not None:
+        if self._served.running:
             raise RuntimeError("Simulator is already running")
         _install_log_filter()
         # Loading the tokenizers takes ~0.5 s once per process: do it beside the server, not in the first request.
         threading.Thread(target=preload, name="tokenid-sim-preload", daemon=True).start()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # TCP proto: asyncio sets NODELAY
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self.requested_port))
-        sock.set_inheritable(True)
-        port = sock.getsockname()[1]
-        server = uvicorn.Server(_config(self.app, self.host, port, foreground=False))
-        thread = threading.Thread(
-            target=server.run, kwargs={"sockets": [sock]}, name=f"tokenid-sim-{port}", daemon=True
-        )
-        thread.start()
-        deadline = time.monotonic() + _START_TIMEOUT_S
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                server.should_exit = True
-                sock.close()
-                raise RuntimeError(f"Simulator failed to start on {self.host}:{port}")
-            time.sleep(0.002)
-        self._server, self._thread, self._socket, self._port = server, thread, sock, port
+        try:
+            self._served.start()
+        except RuntimeError as exc:
+            raise RuntimeError(f"Simulator failed to start on {self.host}:{self.requested_port}") from exc
         return self
 
     def stop(self) -> None:
         """Shut the server down and wait for its thread."""
-        server, thread, sock = self._server, self._thread, self._socket
-        self._server = self._thread = self._socket = None
-        self._port = None
-        if server is not None:
-            server.should_exit = True
-        if thread is not None:
-            thread.join(timeout=10)
-        if sock is not None:
-            sock.close()
+        self._served.stop()
 
     def __enter__(self) -> Simulator:
         return self.start()
