@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from tokenid import (
@@ -24,6 +27,22 @@ DEPLOYMENTS: dict[str, Any] = {
     "gpt-4o-mini": {"model": "gpt-4o-mini", "version": "2024-07-18", "type": "global"},
     "text-embedding-3-small": {"model": "text-embedding-3-small", "type": "global"},
 }
+
+
+PG_SERVER = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+@contextlib.contextmanager
+def pg_schema() -> Iterator[str]:
+    """A journal URL whose tables live in a fresh schema of the machine's PostgreSQL test database (dropped after)."""
+    schema = f"tokenid_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_SERVER, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield f"{PG_SERVER}?options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(PG_SERVER, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 @pytest.fixture(scope="session")

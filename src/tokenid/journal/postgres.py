@@ -22,7 +22,7 @@ from .rollups import fold_statements, stage_ddl
 from .schema import COLUMNS, MIGRATIONS, PG_MIGRATIONS, SCHEMA_VERSION, SQLITE_ONLY_MIGRATIONS
 from .sqlite import decode_row
 
-__all__ = ["PostgresStore", "connect", "redact_url"]
+__all__ = ["PostgresStore", "connect", "psycopg_sql", "redact_url"]
 
 _INSERT = (f"INSERT INTO events ({', '.join(COLUMNS)}) VALUES ({', '.join(['%s'] * len(COLUMNS))}) "
            "ON CONFLICT (id) DO NOTHING RETURNING id")
@@ -50,13 +50,14 @@ def pg_statement(statement: str) -> str:
     return statement
 
 
-def _sql(statement: str) -> str:
+def psycopg_sql(statement: str) -> str:
     """SQLite-style ``?`` placeholders as psycopg's ``%s`` (and literal ``%`` escaped)."""
     return _PLACEHOLDER.sub("%s", statement.replace("%", "%%"))
 
 
 # the rows a batch actually stored are those its INSERT … ON CONFLICT DO NOTHING returned
-_FOLD: Final = tuple(_sql(pg_statement(statement)) for statement in fold_statements("events.id = ANY(?)", POSTGRES))
+_FOLD: Final = tuple(psycopg_sql(pg_statement(statement))
+                     for statement in fold_statements("events.id = ANY(?)", POSTGRES))
 
 
 def connect(url: str, *, read_only: bool = False) -> Any:
@@ -114,13 +115,13 @@ class _Connection:
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
         cursor = self._conn.cursor()
-        cursor.execute(_sql(sql), params)
+        cursor.execute(psycopg_sql(sql), params)
         return cursor
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> Any:
         cursor = self._conn.cursor()
         if rows:
-            cursor.executemany(_sql(sql), rows)
+            cursor.executemany(psycopg_sql(sql), rows)
         return cursor
 
 
@@ -222,7 +223,7 @@ class PostgresStore:
 
         def work(conn: Any) -> list[Row]:
             with conn.cursor(row_factory=_row_factory) as cursor:
-                cursor.execute(_sql(sql), params)
+                cursor.execute(psycopg_sql(sql), params)
                 return list(cursor.fetchall())
 
         return self._retrying(work)
@@ -231,7 +232,8 @@ class PostgresStore:
             dict[str, Any]]:
         """Events as dicts with JSON columns decoded and booleans restored, streamed row by row (an export of
         millions of events does not sit in memory)."""
-        sql = _sql(f"SELECT {', '.join(COLUMNS)} FROM events {('WHERE ' + where) if where else ''} ORDER BY {order}")
+        sql = psycopg_sql(
+            f"SELECT {', '.join(COLUMNS)} FROM events {('WHERE ' + where) if where else ''} ORDER BY {order}")
         for attempt in (1, 2):
             conn = self._connection()
             yielded = False
