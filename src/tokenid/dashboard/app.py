@@ -7,10 +7,11 @@ nothing a client sends produces a 500.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
@@ -135,5 +136,12 @@ def create_app(journal: str | Path, *, token: str | None = None, budgets: Sequen
         detail = exc.detail if isinstance(exc, HTTPException) else "internal error"
         return _error(status, str(detail))
 
-    app = Starlette(routes=routes, exception_handlers={HTTPException: http_error})
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            ctx.db.close()  # on shutdown: a PostgreSQL journal gets its sessions back
+
+    app = Starlette(routes=routes, exception_handlers={HTTPException: http_error}, lifespan=lifespan)
     return AccessGuard(app, token=token, extra_hosts=extra_hosts)

@@ -97,6 +97,13 @@ def _decimal(text: Any) -> Decimal | None:
         return None
 
 
+def _average(total: Any, count: Any) -> float | None:
+    """A mean of milliseconds to 0.1 ms. The float sum is first rounded to the microsecond the journal stores
+    (latency_ms has 3 decimals): SQLite and PostgreSQL add floats in different orders, and the noise must not
+    decide a rounding. Counts may come back as Decimal (PostgreSQL): made int before dividing."""
+    return round(round(float(total), 3) / int(count), 1) if count else None
+
+
 def _metrics(row: dict[str, Any]) -> dict[str, Any]:
     """Rollup sums -> what the API shows: money as decimal text, averages, nothing-priced as null."""
     r = {k: (row.get(k) or 0) for k in METRICS}
@@ -119,10 +126,8 @@ def _metrics(row: dict[str, Any]) -> dict[str, Any]:
         "rewritten": int(r["rewritten"]),
         "estimated": int(r["estimated"]),
         "cache_hits": int(r["cache_hits"]),
-        # REAL sums stay floats (PostgreSQL counts come back as Decimal: made int before dividing)
-        "avg_latency_ms": round(float(r["latency_ms_sum"]) / int(r["latency_calls"]), 1) if r["latency_calls"]
-        else None,
-        "avg_ttft_ms": round(float(r["ttft_ms_sum"]) / int(r["ttft_calls"]), 1) if r["ttft_calls"] else None,
+        "avg_latency_ms": _average(r["latency_ms_sum"], r["latency_calls"]),
+        "avg_ttft_ms": _average(r["ttft_ms_sum"], r["ttft_calls"]),
     }
     return out
 
