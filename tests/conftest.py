@@ -18,6 +18,8 @@ from tokenid import (
     JournaledAzureOpenAI,
     JournaledOpenAI,
 )
+from tokenid.journal.postgres import pg_statement
+from tokenid.journal.schema import COLUMNS, MIGRATIONS
 from tokenid.simulator import Simulator
 
 API_KEY = "sk-test-SECRET-0123456789abcdef"
@@ -43,6 +45,19 @@ def pg_schema() -> Iterator[str]:
     finally:
         with psycopg.connect(PG_SERVER, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def legacy_pg_journal(url: str, rows: list[tuple[Any, ...]], version: int = 3) -> None:
+    """A PostgreSQL journal without the rollups, holding ``rows``: at v3 as TokenID left it before them, or at v4
+    as the first PostgreSQL store left it (it recorded v4 and skipped them)."""
+    with psycopg.connect(url) as pg:
+        for step in MIGRATIONS[:3]:
+            for statement in step:
+                pg.execute(pg_statement(statement))
+        pg.execute("CREATE TABLE tokenid_schema (version BIGINT NOT NULL)")
+        pg.execute("INSERT INTO tokenid_schema (version) VALUES (%s)", (version,))
+        pg.cursor().executemany(f"INSERT INTO events ({', '.join(COLUMNS)}) "
+                                f"VALUES ({', '.join(['%s'] * len(COLUMNS))})", rows)
 
 
 @pytest.fixture(scope="session")

@@ -19,13 +19,15 @@ from dashtraffic import NOW, Traffic, build_traffic, cost, model_of, sql, tokens
 from starlette.testclient import TestClient
 
 from tokenid import Journal
-from tokenid.dashboard import create_app
+from tokenid.dashboard import create_app, prepare_journal
 from tokenid.dashboard.api import ENDPOINTS
+from tokenid.dashboard.queries import Reader
 from tokenid.dashboard.sample import ReadyRows, sample_rows
 from tokenid.enforce import SQLiteCounters, parse_config, parse_window
+from tokenid.errors import JournalError
 from tokenid.journal import COLUMNS
 
-from conftest import pg_schema
+from conftest import legacy_pg_journal, pg_schema
 
 STORES = ("sqlite", "postgresql")
 
@@ -527,3 +529,30 @@ def test_every_endpoint_answers_the_same_on_sqlite_and_postgresql(stores: dict[s
             if any(e.path == path and e.csv_rows is not None for e in ENDPOINTS) or path.startswith("/api/sessions/"):
                 csvs = [clients[name].get(path, params={**params, "format": "csv"}).text for name in STORES]
                 assert csvs[0] == csvs[1], (path, params)
+
+
+def test_a_postgresql_journal_is_read_only_to_the_dashboard(stores: dict[str, Traffic]) -> None:
+    url = str(stores["postgresql"].path)
+    reader = Reader(url)
+    try:
+        for statement in ("DELETE FROM events", "UPDATE rollup_hourly SET calls = 0", "CREATE TABLE x (y TEXT)"):
+            with pytest.raises(JournalError, match="read-only transaction"):
+                reader.rows(statement)
+        assert reader.scalar("SELECT COUNT(*) FROM events") == len(stores["postgresql"].events)
+    finally:
+        reader.close()
+
+
+@pytest.mark.parametrize("version", [3, 4])
+def test_an_older_postgresql_journal_is_upgraded_once_before_serving(version: int) -> None:
+    with pg_schema() as url:
+        legacy_pg_journal(url, list(sample_rows(50)), version)
+        with pytest.raises(JournalError, match="needs v4" if version == 3 else "no rollup_hourly yet"):
+            create_app(url)
+        said: list[str] = []
+        prepare_journal(url, said.append)
+        assert said and f"v{version} to v" in said[0] and "postgres@127.0.0.1" in said[0]
+        with TestClient(create_app(url), base_url="http://127.0.0.1") as client:
+            assert get(client, "/api/summary", range="all")["totals"]["calls"] == 50
+        prepare_journal(url, said.append)
+        assert len(said) == 1  # already current: nothing to do

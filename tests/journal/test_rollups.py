@@ -17,11 +17,11 @@ import pytest
 from tokenid import Journal
 from tokenid.dashboard.sample import ReadyRows, legacy_journal, sample_rows
 from tokenid.journal import COLUMNS
-from tokenid.journal.postgres import pg_statement, psycopg_sql
+from tokenid.journal.postgres import psycopg_sql
 from tokenid.journal.rollups import ROLLUP_TABLES
-from tokenid.journal.schema import MIGRATIONS, SCHEMA_VERSION
+from tokenid.journal.schema import SCHEMA_VERSION
 
-from conftest import pg_schema
+from conftest import legacy_pg_journal, pg_schema
 
 _I = {c: i for i, c in enumerate(COLUMNS)}
 
@@ -189,17 +189,12 @@ def test_tag_values_of_every_json_type_are_rolled_up_as_text(target: Path | str)
     assert int(select(target, "SELECT SUM(calls) FROM rollup_hourly")[0][0]) == 2
 
 
-def test_an_existing_postgresql_journal_gets_its_rollups_backfilled() -> None:
+@pytest.mark.parametrize("version", [3, 4])
+def test_an_existing_postgresql_journal_gets_its_rollups_backfilled(version: int) -> None:
+    """v3: as TokenID left it before the rollups; v4 without them: as the first PostgreSQL store left it."""
     rows = list(sample_rows(800, seed=11, hours=48))
     with pg_schema() as url:
-        with psycopg.connect(url) as pg:  # a v3 journal, as the TokenID before the rollups left it
-            for step in MIGRATIONS[:3]:
-                for statement in step:
-                    pg.execute(pg_statement(statement))
-            pg.execute("CREATE TABLE tokenid_schema (version BIGINT NOT NULL)")
-            pg.execute("INSERT INTO tokenid_schema (version) VALUES (3)")
-            pg.cursor().executemany(f"INSERT INTO events ({', '.join(COLUMNS)}) "
-                                    f"VALUES ({', '.join(['%s'] * len(COLUMNS))})", rows)
+        legacy_pg_journal(url, rows, version)
         journal = Journal(url)
         events = journal.events()
         assert len(events) == 800

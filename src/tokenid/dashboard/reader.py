@@ -52,8 +52,14 @@ class Reader:
             self.name = str(self.path)
             self.dialect = SQLITE
             self._errors = (sqlite3.Error,)
-        if not check_version:
-            return
+        if check_version:
+            try:
+                self._check_version()
+            except BaseException:
+                self.close()
+                raise
+
+    def _check_version(self) -> None:
         version = self.schema_version()
         if version < 4:
             raise JournalError(f"{self.name} has journal schema v{version}; the dashboard needs v4 (open it once "
@@ -61,6 +67,9 @@ class Reader:
         if version > SCHEMA_VERSION:
             raise JournalError(f"{self.name} has journal schema v{version}, newer than this TokenID "
                                f"(v{SCHEMA_VERSION})")
+        if self.url is not None and not self.has_table("rollup_hourly"):  # the first PostgreSQL store skipped them
+            raise JournalError(f"{self.name} has no rollup_hourly yet; the dashboard needs v4 (open it once with "
+                               "this TokenID to upgrade it)")
 
     @property
     def label(self) -> str:

@@ -77,11 +77,13 @@ def _prepare_postgres(url: str, say: Callable[[str], None]) -> None:
     reader = Reader(url, check_version=False)
     try:
         version = reader.schema_version()
+        # v4 without rollups: made by the first PostgreSQL store, which skipped them
+        skipped = version >= 4 and not reader.has_table("rollup_hourly")
     finally:
         reader.close()
     if version == 0:
         raise JournalError(f"no journal at {redact_url(url)}")
-    if version < SCHEMA_VERSION:
+    if version < SCHEMA_VERSION or skipped:
         say(f"Upgrading {redact_url(url)} from journal schema v{version} to v{SCHEMA_VERSION} (building the "
             "dashboard's rollups; this runs once)…")
         PostgresStore(url).close()

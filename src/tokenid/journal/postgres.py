@@ -175,6 +175,10 @@ class PostgresStore:
                     continue
                 for statement in PG_MIGRATIONS.get(number, step):
                     conn.execute(pg_statement(statement))
+            if version >= 4 and conn.execute("SELECT to_regclass('rollup_hourly')").fetchone()[0] is None:
+                # a journal the first PostgreSQL store made recorded v4 but skipped the rollups: build them now
+                for statement in PG_MIGRATIONS[4]:
+                    conn.execute(pg_statement(statement))
             if row is None:
                 conn.execute("INSERT INTO tokenid_schema (version) VALUES (%s)", (SCHEMA_VERSION,))
             elif version != SCHEMA_VERSION:
