@@ -15,6 +15,7 @@ from typing import Any
 
 from ..errors import JournalError
 from ..journal.dialect import POSTGRES, SQLITE, Dialect
+from ..journal.postgres import connect, psycopg_sql, redact_url
 from ..journal.schema import SCHEMA_VERSION
 
 __all__ = ["Reader", "is_postgres_url"]
@@ -35,8 +36,6 @@ class Reader:
         self._opened: list[Any] = []
         self._lock = threading.Lock()
         if is_postgres_url(journal):
-            from ..journal.postgres import redact_url
-
             self.url: str | None = str(journal)
             self.path: Path | None = None
             self.name = redact_url(self.url)  # in messages and the dashboard's header: never the password
@@ -84,8 +83,6 @@ class Reader:
             if self.url is not None:
                 from psycopg.rows import dict_row
 
-                from ..journal.postgres import connect
-
                 conn = connect(self.url, read_only=True)
                 conn.row_factory = dict_row
             else:
@@ -105,8 +102,6 @@ class Reader:
         conn = self._connection()
         if self.url is None:
             return conn.execute(sql, params)
-        from ..journal.postgres import psycopg_sql
-
         return conn.execute(psycopg_sql(sql), list(params))
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:

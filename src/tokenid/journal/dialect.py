@@ -11,11 +11,18 @@ from typing import Final
 
 __all__ = ["POSTGRES", "SQLITE", "Dialect", "dialect_named"]
 
-# PostgreSQL: the text of a column as JSON, or NULL when it is not valid JSON (json_valid on SQLite). PostgreSQL 15
-# has no IS JSON predicate, so migration 4 creates this function beside the rollups.
-PG_JSON_FUNCTION: Final = """CREATE FUNCTION tokenid_json(doc TEXT) RETURNS jsonb LANGUAGE plpgsql IMMUTABLE AS $$
+# PostgreSQL: a text column as a JSON object or array (``kind``), or NULL when it is not valid JSON of that kind
+# (json_valid on SQLite). PostgreSQL 15 has no IS JSON predicate, so migration 4 creates this beside the rollups.
+PG_JSON_FUNCTION: Final = """CREATE FUNCTION tokenid_json(doc TEXT, kind TEXT) RETURNS jsonb LANGUAGE plpgsql
+IMMUTABLE AS $$
+DECLARE
+  parsed jsonb;
 BEGIN
-  RETURN doc::jsonb;
+  IF doc IS NULL THEN
+    RETURN NULL;
+  END IF;
+  parsed := doc::jsonb;
+  RETURN CASE WHEN jsonb_typeof(parsed) = kind THEN parsed END;
 EXCEPTION WHEN others THEN
   RETURN NULL;
 END $$"""
@@ -41,8 +48,7 @@ class Dialect:
         """A FROM item with one row per member of the JSON object in ``column`` (none when it is not JSON)."""
         if self.name == "sqlite":
             return f"json_each(CASE WHEN json_valid({column}) THEN {column} END) AS {alias}"
-        return (f"jsonb_each(CASE WHEN jsonb_typeof(tokenid_json({column})) = 'object' THEN tokenid_json({column}) "
-                f"END) AS {alias}")
+        return f"jsonb_each(tokenid_json({column}, 'object')) AS {alias}"
 
     def tag_key(self, alias: str) -> str:
         return f"CAST({alias}.key AS TEXT)"
@@ -74,8 +80,7 @@ class Dialect:
         """A FROM item with one row per element of the JSON list in ``column`` (the enforcement actions)."""
         if self.name == "sqlite":
             return f"json_each(CASE WHEN json_valid({column}) THEN {column} END) AS {alias}"
-        return (f"jsonb_array_elements(CASE WHEN jsonb_typeof(tokenid_json({column})) = 'array' THEN "
-                f"tokenid_json({column}) END) AS {alias}(value)")
+        return f"jsonb_array_elements(tokenid_json({column}, 'array')) AS {alias}(value)"
 
     def is_object(self, alias: str) -> str:
         if self.name == "sqlite":
