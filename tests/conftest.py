@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from tokenid import (
@@ -15,6 +18,8 @@ from tokenid import (
     JournaledAzureOpenAI,
     JournaledOpenAI,
 )
+from tokenid.journal.postgres import pg_statement
+from tokenid.journal.schema import COLUMNS, MIGRATIONS
 from tokenid.simulator import Simulator
 
 API_KEY = "sk-test-SECRET-0123456789abcdef"
@@ -24,6 +29,35 @@ DEPLOYMENTS: dict[str, Any] = {
     "gpt-4o-mini": {"model": "gpt-4o-mini", "version": "2024-07-18", "type": "global"},
     "text-embedding-3-small": {"model": "text-embedding-3-small", "type": "global"},
 }
+
+
+PG_SERVER = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+@contextlib.contextmanager
+def pg_schema() -> Iterator[str]:
+    """A journal URL whose tables live in a fresh schema of the machine's PostgreSQL test database (dropped after)."""
+    schema = f"tokenid_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_SERVER, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield f"{PG_SERVER}?options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(PG_SERVER, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def legacy_pg_journal(url: str, rows: list[tuple[Any, ...]], version: int = 3) -> None:
+    """A PostgreSQL journal without the rollups, holding ``rows``: at v3 as TokenID left it before them, or at v4
+    as the first PostgreSQL store left it (it recorded v4 and skipped them)."""
+    with psycopg.connect(url) as pg:
+        for step in MIGRATIONS[:3]:
+            for statement in step:
+                pg.execute(pg_statement(statement))
+        pg.execute("CREATE TABLE tokenid_schema (version BIGINT NOT NULL)")
+        pg.execute("INSERT INTO tokenid_schema (version) VALUES (%s)", (version,))
+        pg.cursor().executemany(f"INSERT INTO events ({', '.join(COLUMNS)}) "
+                                f"VALUES ({', '.join(['%s'] * len(COLUMNS))})", rows)
 
 
 @pytest.fixture(scope="session")

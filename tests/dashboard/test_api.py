@@ -1,7 +1,9 @@
-"""Every API endpoint in-process against a real journal; expected figures derived from the generated events."""
+"""Every API endpoint in-process against a real journal, SQLite and PostgreSQL alike (the same synthetic rows in
+each); expected figures derived from the generated events, and the two stores' answers compared whole."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 from collections import Counter, defaultdict
@@ -17,18 +19,33 @@ from dashtraffic import NOW, Traffic, build_traffic, cost, model_of, sql, tokens
 from starlette.testclient import TestClient
 
 from tokenid import Journal
-from tokenid.dashboard import create_app
+from tokenid.dashboard import create_app, prepare_journal
 from tokenid.dashboard.api import ENDPOINTS
+from tokenid.dashboard.queries import Reader
 from tokenid.dashboard.sample import ReadyRows, sample_rows
 from tokenid.enforce import SQLiteCounters, parse_config, parse_window
+from tokenid.errors import JournalError
 from tokenid.journal import COLUMNS
+
+from conftest import legacy_pg_journal, pg_schema
+
+STORES = ("sqlite", "postgresql")
 
 
 @pytest.fixture(scope="module")
-def traffic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Traffic]:
-    t = build_traffic(tmp_path_factory.mktemp("dash") / "journal.db")
-    yield t
-    t.journal.close()
+def stores(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Traffic]]:
+    """The same synthetic traffic journaled into a SQLite file and into a PostgreSQL schema."""
+    with pg_schema() as url:
+        built = {"sqlite": build_traffic(tmp_path_factory.mktemp("dash") / "journal.db"),
+                 "postgresql": build_traffic(url)}
+        yield built
+        for t in built.values():
+            t.journal.close()
+
+
+@pytest.fixture(scope="module", params=STORES)
+def traffic(request: pytest.FixtureRequest, stores: dict[str, Traffic]) -> Traffic:
+    return stores[request.param]
 
 
 @pytest.fixture(scope="module")
@@ -281,9 +298,14 @@ def test_budgets_with_spent_reserved_limit_and_reset(tmp_path: Path) -> None:
     assert len(list(csv.DictReader(io.StringIO(text)))) == 3
 
 
-@pytest.fixture
-def reconciled(tmp_path: Path) -> Traffic:
-    path = tmp_path / "j.db"
+@pytest.fixture(params=STORES)
+def reconciled(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Traffic]:
+    with contextlib.ExitStack() as stack:
+        path: Path | str = tmp_path / "j.db" if request.param == "sqlite" else stack.enter_context(pg_schema())
+        yield _reconciled(path)
+
+
+def _reconciled(path: Path | str) -> Traffic:
     journal = Journal(path)
     journal.record(ReadyRows(list(sample_rows(400, hours=48, sessions=8, seed=9))))
     journal.flush()
@@ -335,8 +357,13 @@ def test_reconciliation_when_nothing_was_reconciled(client: TestClient) -> None:
     assert data["run"] is None and data["lines"] == [] and data["repriced_calls"] == []
 
 
-def test_live_tail_sees_calls_journaled_after_the_page_loaded(tmp_path: Path) -> None:
-    path = tmp_path / "j.db"
+@pytest.mark.parametrize("store", STORES)
+def test_live_tail_sees_calls_journaled_after_the_page_loaded(tmp_path: Path, store: str) -> None:
+    with contextlib.ExitStack() as stack:
+        _live_tail(tmp_path / "j.db" if store == "sqlite" else stack.enter_context(pg_schema()))
+
+
+def _live_tail(path: Path | str) -> None:
     journal = Journal(path)
     rows = list(sample_rows(30, seed=1, hours=1))
     journal.record(ReadyRows(rows[:20]))
@@ -452,3 +479,89 @@ def test_session_ids_with_slashes_spaces_and_unicode(tmp_path: Path) -> None:
         response = client.get("/api/sessions/" + quote(odd, safe=""))
         assert response.status_code == 200 and response.json()["session_id"] == odd
         assert response.json()["calls"][0]["session_id"] == odd
+
+
+SESSION_SORT_NAMES = ("last_call", "first_call", "calls", "cost", "tokens", "errors", "blocked", "latency", "session")
+# Every endpoint, with the filters and groupings that take each path through the reader (rollups, tag pairs, session
+# tags, raw events by session or tag, enforcement actions), as plain JSON and as CSV.
+SAME_ANSWERS: list[tuple[str, dict[str, Any]]] = [
+    ("/api/meta", {}),
+    *(("/api/summary", {**ALL, **params}) for params, _ in FILTER_CASES),
+    ("/api/summary", {"from": "2026-10-02T05:20", "to": "2026-10-03"}),
+    ("/api/summary", {"range": "24h"}),
+    *(("/api/timeseries", {**ALL, "bucket": bucket, "metric": metric, **extra})
+      for bucket in ("hour", "day", "month") for metric in ("cost", "tokens", "calls")
+      for extra in ({}, {"group": "model"}, {"group": "session", "top": "3"}, {"group": "tag:team"})),
+    *(("/api/timeseries", {**ALL, "bucket": "day", "metric": "cost", **extra})
+      for extra in ({"group": "model", "tag": "team:support"}, {"group": "model", "session": "sess-00007"},
+                    {"group": "tag:feature", "tag": "team:growth", "top": "2"}, {"group": "deployment", "status": "ok"},
+                    {"group": "session", "tag": "feature:rag"})),
+    *(("/api/breakdown", {**ALL, "group": group, **extra})
+      for group in ("model", "deployment", "provider", "status", "session", "tag:team", "tag:feature")
+      for extra in ({}, {"tag": "team:growth"}, {"status": "ok"}, {"session": "sess-00007"},
+                    {"tag": "team:growth", "status": "ok"})),
+    *(("/api/sessions", {**ALL, "sort": sort, "order": order, "limit": "7", "offset": "3"})
+      for sort in SESSION_SORT_NAMES for order in ("asc", "desc")),
+    *(("/api/sessions", {**ALL, "limit": "100", **extra})
+      for extra in ({"tag": "feature:triage"}, {"model": "o3-mini-2025-01-31"}, {"status": "ok", "sort": "latency"},
+                    {"tag": "team:growth", "status": "ok"}, {"session": "sess-00007"})),
+    ("/api/sessions", {"from": "2026-10-02T12:00", "to": "2026-10-04", "limit": "1000"}),
+    ("/api/sessions/sess-00011", {}),
+    ("/api/sessions/sess-00002", {}),
+    *(("/api/calls", {**ALL, "limit": "40", **extra})
+      for extra in ({}, {"kind": "blocked"}, {"kind": "rewritten"}, {"kind": "enforced"}, {"kind": "errors"},
+                    {"tag": "team:support"}, {"model": "gpt-4o-2024-08-06", "session": "sess-00003"},
+                    {"deployment": "(none)"})),
+    *(("/api/enforcement", {**ALL, **extra})
+      for extra in ({}, {"session": "sess-00004"}, {"deployment": "gpt-4o"}, {"tag": "team:search"})),
+    ("/api/budgets", {}),
+    ("/api/reconciliation", ALL),
+]
+
+
+def test_every_endpoint_answers_the_same_on_sqlite_and_postgresql(stores: dict[str, Traffic]) -> None:
+    assert stores["sqlite"].events == stores["postgresql"].events
+    with contextlib.ExitStack() as stack:
+        clients = {name: stack.enter_context(TestClient(create_app(t.path, now=lambda: NOW),
+                                                        base_url="http://127.0.0.1"))
+                   for name, t in stores.items()}
+        page = get(clients["sqlite"], "/api/calls", **ALL, limit=30)["rows"]
+        requests = [*SAME_ANSWERS, ("/api/calls", {**ALL, "limit": "10", "before": page[-1]["id"]}),
+                    ("/api/calls", {"after": page[-1]["id"], "limit": "50"})]
+        for path, params in requests:
+            lite, pg = (get(clients[name], path, **params) for name in STORES)
+            if path == "/api/meta":
+                assert lite.pop("journal") == "journal.db" and "@127.0.0.1:5432/test" in pg.pop("journal")
+            assert lite == pg, (path, params)
+            if path == "/api/summary":  # each case selects something: equal answers are not both empty
+                assert lite["totals"]["calls"] > 0, params
+            if any(e.path == path and e.csv_rows is not None for e in ENDPOINTS) or path.startswith("/api/sessions/"):
+                csvs = [clients[name].get(path, params={**params, "format": "csv"}).text for name in STORES]
+                assert csvs[0] == csvs[1], (path, params)
+
+
+def test_a_postgresql_journal_is_read_only_to_the_dashboard(stores: dict[str, Traffic]) -> None:
+    url = str(stores["postgresql"].path)
+    reader = Reader(url)
+    try:
+        for statement in ("DELETE FROM events", "UPDATE rollup_hourly SET calls = 0", "CREATE TABLE x (y TEXT)"):
+            with pytest.raises(JournalError, match="read-only transaction"):
+                reader.rows(statement)
+        assert reader.scalar("SELECT COUNT(*) FROM events") == len(stores["postgresql"].events)
+    finally:
+        reader.close()
+
+
+@pytest.mark.parametrize("version", [3, 4])
+def test_an_older_postgresql_journal_is_upgraded_once_before_serving(version: int) -> None:
+    with pg_schema() as url:
+        legacy_pg_journal(url, list(sample_rows(50)), version)
+        with pytest.raises(JournalError, match="needs v4" if version == 3 else "no rollup_hourly yet"):
+            create_app(url)
+        said: list[str] = []
+        prepare_journal(url, said.append)
+        assert said and f"v{version} to v" in said[0] and "postgres@127.0.0.1" in said[0]
+        with TestClient(create_app(url), base_url="http://127.0.0.1") as client:
+            assert get(client, "/api/summary", range="all")["totals"]["calls"] == 50
+        prepare_journal(url, said.append)
+        assert len(said) == 1  # already current: nothing to do

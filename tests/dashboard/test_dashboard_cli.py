@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx2
+import psycopg
 import pytest
 from starlette.testclient import TestClient
 from typer.testing import CliRunner
@@ -22,6 +23,8 @@ from tokenid import Journal
 from tokenid.cli import app
 from tokenid.dashboard import create_app
 from tokenid.dashboard.sample import ReadyRows, sample_rows
+
+from conftest import pg_schema
 
 runner = CliRunner()
 
@@ -102,11 +105,28 @@ def test_dashboard_token_from_the_environment_is_not_printed(journal_path: Path)
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--journal", "/nonexistent/dir/j.db"], "no journal at"),
-    (["--journal", "postgresql://db/tokenid"], "the dashboard reads SQLite journals only"),
+    (["--journal", "postgresql://postgres@127.0.0.1:1/tokenid"], "cannot open the journal"),
+    (["--journal", "EMPTY_SCHEMA"], "no journal at"),  # a database without a journal: not created by the dashboard
 ])
 def test_dashboard_refuses_what_it_cannot_serve(args: list[str], message: str) -> None:
-    result = runner.invoke(app, ["dashboard", *args])
-    assert result.exit_code != 0 and message in result.output
+    with pg_schema() as url:
+        result = runner.invoke(app, ["dashboard", *(url if a == "EMPTY_SCHEMA" else a for a in args)])
+        assert result.exit_code != 0 and message in result.output
+        with psycopg.connect(url) as conn:  # nothing was created there
+            assert conn.execute("SELECT to_regclass('tokenid_schema')").fetchone() == (None,)
+
+
+def test_dashboard_serves_a_postgresql_journal(tmp_path: Path) -> None:
+    with pg_schema() as url:
+        journal = Journal(url)
+        journal.record(ReadyRows(list(sample_rows(90, seed=4))))
+        journal.close()
+        port = _port()
+        with _serve(["--journal", url, "--port", str(port)]) as (proc, out):
+            assert "TokenID dashboard on postgresql://postgres@127.0.0.1:5432/test" in out
+            meta = _wait_ready(f"http://127.0.0.1:{port}/api/meta")
+            assert meta.status_code == 200 and meta.json()["calls"] == 90
+            assert proc.poll() is None
 
 
 def test_demo_ends_by_opening_the_dashboard_on_its_journal(tmp_path: Path) -> None:

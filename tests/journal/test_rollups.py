@@ -1,18 +1,27 @@
-"""Rollups stay equal to the events they summarise, whatever way the events arrive."""
+"""Rollups stay equal to the events they summarise, whatever way the events arrive, in SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 from collections import defaultdict
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import psycopg
+import pytest
+
 from tokenid import Journal
 from tokenid.dashboard.sample import ReadyRows, legacy_journal, sample_rows
 from tokenid.journal import COLUMNS
+from tokenid.journal.postgres import psycopg_sql
 from tokenid.journal.rollups import ROLLUP_TABLES
+from tokenid.journal.schema import SCHEMA_VERSION
+
+from conftest import legacy_pg_journal, pg_schema
 
 _I = {c: i for i, c in enumerate(COLUMNS)}
 
@@ -40,24 +49,54 @@ def expected(events: list[dict[str, Any]]) -> dict[str, dict[tuple[Any, ...], tu
     return {t: {k: (v[0], v[1], v[2], v[3]) for k, v in rows.items()} for t, rows in out.items()}
 
 
-def stored(path: Path) -> dict[str, dict[tuple[Any, ...], tuple[int, int, int, int]]]:
-    conn = sqlite3.connect(path)
+@pytest.fixture(params=["sqlite", "postgresql"])
+def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path | str]:
+    """Where a test's journal lives: a SQLite file, or a fresh schema of the PostgreSQL test database."""
+    if request.param == "sqlite":
+        yield tmp_path / "j.db"
+    else:
+        with pg_schema() as url:
+            yield url
+
+
+def select(target: Path | str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Rows of a query (``?`` placeholders) on either journal, read behind the store's back."""
+    if isinstance(target, str):
+        with psycopg.connect(target) as pg:
+            return [tuple(r) for r in pg.execute(psycopg_sql(sql), params)]
+    with contextlib.closing(sqlite3.connect(target)) as conn:
+        return [tuple(r) for r in conn.execute(sql, params)]
+
+
+def write(target: Path | str, *statements: str) -> None:
+    if isinstance(target, str):
+        with psycopg.connect(target) as pg:  # one transaction, committed on leaving
+            for statement in statements:
+                pg.execute(statement)
+        return
+    with contextlib.closing(sqlite3.connect(target)) as conn:
+        for statement in statements:
+            conn.execute(statement)
+        conn.commit()
+
+
+def stored(target: Path | str) -> dict[str, dict[tuple[Any, ...], tuple[int, int, int, int]]]:
     out = {}
     for table, keys in ROLLUP_TABLES.items():
-        rows = conn.execute(f"SELECT {', '.join(keys)}, calls, input_tokens, output_tokens, cost_nanousd FROM {table}")
-        out[table] = {tuple(r[:len(keys)]): tuple(r[len(keys):]) for r in rows}
-    conn.close()
+        rows = select(target,
+                      f"SELECT {', '.join(keys)}, calls, input_tokens, output_tokens, cost_nanousd FROM {table}")
+        out[table] = {tuple(r[:len(keys)]): tuple(int(v) for v in r[len(keys):]) for r in rows}
     return out
 
 
-def test_rollups_match_events_for_batches_fanout_duplicates_and_out_of_order(tmp_path: Path) -> None:
+def test_rollups_match_events_for_batches_fanout_duplicates_and_out_of_order(target: Path | str) -> None:
     rows = list(sample_rows(3000, sessions=40, hours=72))
-    journal = Journal(tmp_path / "j.db", batch_size=500)
+    journal = Journal(target, batch_size=500)
     for row in rows[:1000]:
         journal.record(ReadyRows(row))
     journal.flush()
     journal.record(ReadyRows(rows[1000:1200]))  # fan-out: one item, many rows
-    journal.record(ReadyRows(rows[:50]))  # duplicates of stored events: INSERT OR IGNORE, must not count twice
+    journal.record(ReadyRows(rows[:50]))  # duplicates of stored events: skipped by the insert, must not count twice
     for row in reversed(rows[1200:]):  # a session's late events arrive after later ones
         journal.record(ReadyRows(row))
     late = list(rows[5])
@@ -66,27 +105,25 @@ def test_rollups_match_events_for_batches_fanout_duplicates_and_out_of_order(tmp
     journal.flush()
     events = journal.events()
     assert len(events) == 3001
-    assert stored(journal.path) == expected(events)
-    actions: dict[tuple[str, str], int] = defaultdict(int)
+    assert stored(target) == expected(events)
+    actions: dict[tuple[str, str, str, str], int] = defaultdict(int)
     for e in events:
         for a in e["enforcement"] or []:
-            actions[a["rule"], a["action"]] += 1
-    conn = sqlite3.connect(journal.path)
-    got = {(r, a): n for r, a, n in conn.execute(
-        "SELECT rule, action, SUM(calls) FROM rollup_enforcement GROUP BY 1, 2")}
-    conn.close()
+            actions[a["rule"], a["type"], a["action"], "1" if a.get("shadow") else "0"] += 1
+    got = {(r, t, a, sh): int(n) for r, t, a, sh, n in select(
+        target, "SELECT rule, type, action, shadow, SUM(calls) FROM rollup_enforcement GROUP BY 1, 2, 3, 4")}
     assert got == dict(actions) and len(got) == 2
     mine = sorted(e["started_at"] for e in events if e["session_id"] == late[_I["session_id"]])
     for table in ("rollup_sessions", "session_totals"):
-        span = sqlite3.connect(journal.path).execute(
-            f"SELECT MIN(first_at), MAX(last_at) FROM {table} WHERE session_id = ?", (late[_I["session_id"]],))
-        assert span.fetchone() == (mine[0], mine[-1])
+        span = select(target, f"SELECT MIN(first_at), MAX(last_at) FROM {table} WHERE session_id = ?",
+                      (late[_I["session_id"]],))
+        assert span == [(mine[0], mine[-1])]
     journal.close()
 
 
-def test_spooled_rows_land_in_the_rollups_when_reloaded(tmp_path: Path) -> None:
+def test_spooled_rows_land_in_the_rollups_when_reloaded(target: Path | str) -> None:
     rows = list(sample_rows(300, seed=3))
-    path = tmp_path / "j.db"
+    path = target
     journal = Journal(path)
     journal._spool(rows[:200], RuntimeError("disk full"))
     journal.record(ReadyRows(rows[200:]))
@@ -109,29 +146,28 @@ def test_an_existing_journal_gets_its_rollups_backfilled(tmp_path: Path) -> None
     journal.close()
 
 
-def test_reconciliation_updates_move_the_invoice_sums(tmp_path: Path) -> None:
+def test_reconciliation_updates_move_the_invoice_sums(target: Path | str) -> None:
     rows = list(sample_rows(200, seed=5, hours=10))
-    journal = Journal(tmp_path / "j.db")
+    journal = Journal(target)
     journal.record(ReadyRows(rows))
     journal.flush()
-    conn = sqlite3.connect(journal.path)
-    conn.execute("UPDATE events SET invoice_cost_nanousd = cost_nanousd * 9 / 10, invoice_cost_usd = 'x' "
-                 "WHERE cost_nanousd IS NOT NULL AND provider = 'azure_openai'")
-    conn.execute("UPDATE events SET invoice_cost_nanousd = invoice_cost_nanousd + 7 WHERE rowid % 3 = 0")
-    conn.commit()
-    want = conn.execute("SELECT SUM(invoice_cost_nanousd), COUNT(invoice_cost_nanousd), "
-                        "SUM(CASE WHEN invoice_cost_nanousd IS NULL THEN 0 ELSE cost_nanousd END) "
-                        "FROM events").fetchone()
+    write(target, "UPDATE events SET invoice_cost_nanousd = cost_nanousd * 9 / 10, invoice_cost_usd = 'x' "
+                  "WHERE cost_nanousd IS NOT NULL AND provider = 'azure_openai'",
+          "UPDATE events SET invoice_cost_nanousd = invoice_cost_nanousd + 7 WHERE substr(id, 8, 1) IN ('1', 'a')",
+          "UPDATE events SET invoice_cost_nanousd = NULL WHERE substr(id, 8, 1) = '2'")  # and one taken back
+    want = tuple(int(v) for v in select(
+        target, "SELECT SUM(invoice_cost_nanousd), COUNT(invoice_cost_nanousd), "
+                "SUM(CASE WHEN invoice_cost_nanousd IS NULL THEN 0 ELSE cost_nanousd END) FROM events")[0])
     assert want[1] > 0 and want[0] != want[2]
     for table in ROLLUP_TABLES:
-        got = conn.execute(f"SELECT SUM(invoice_cost_nanousd), SUM(invoiced_calls), SUM(invoiced_list_nanousd) "
-                           f"FROM {table}").fetchone()
+        got = tuple(int(v) for v in select(
+            target, f"SELECT SUM(invoice_cost_nanousd), SUM(invoiced_calls), SUM(invoiced_list_nanousd) "
+                    f"FROM {table}")[0])
         if "tag" in table:  # every sample event has two tags, so two pairs
             got = (got[0] // 2, got[1] // 2, got[2] // 2)
         assert got == want, table
-    by_team = dict(conn.execute("SELECT tag_value, SUM(invoice_cost_nanousd) FROM rollup_tags WHERE tag_key = 'team' "
-                                "GROUP BY 1"))
-    conn.close()
+    by_team = {k: int(v) for k, v in select(
+        target, "SELECT tag_value, SUM(invoice_cost_nanousd) FROM rollup_tags WHERE tag_key = 'team' GROUP BY 1")}
     want_team: dict[str, int] = defaultdict(int)
     for e in journal.events():
         if e["invoice_cost_nanousd"] is not None:
@@ -140,13 +176,30 @@ def test_reconciliation_updates_move_the_invoice_sums(tmp_path: Path) -> None:
     journal.close()
 
 
-def test_tag_values_of_every_json_type_are_rolled_up_as_text(tmp_path: Path) -> None:
+def test_tag_values_of_every_json_type_are_rolled_up_as_text(target: Path | str) -> None:
     row = list(next(sample_rows(1)))
-    row[_I["tags"]] = json.dumps({"user": "ann", "tier": 3, "beta": True, "nested": {"x": 1}})
-    journal = Journal(tmp_path / "j.db")
-    journal.record(ReadyRows(tuple(row)))
+    row[_I["tags"]] = json.dumps({"user": "ann", "tier": 3, "beta": True, "off": False, "nested": {"x": 1}})
+    bad = list(next(sample_rows(1, seed=2)))
+    bad[_I["id"]], bad[_I["tags"]] = "bad-tags", "{not json"  # stored as given: no tag rollup, the insert succeeds
+    journal = Journal(target)
+    journal.record(ReadyRows([tuple(row), tuple(bad)]))
     journal.close()
-    conn = sqlite3.connect(journal.path)
-    tags = sorted(conn.execute("SELECT tag_key, tag_value FROM rollup_tags"))
-    conn.close()
-    assert tags == [("beta", "1"), ("tier", "3"), ("user", "ann")]
+    tags = sorted(select(target, "SELECT tag_key, tag_value FROM rollup_tags"))
+    assert tags == [("beta", "1"), ("off", "0"), ("tier", "3"), ("user", "ann")]
+    assert int(select(target, "SELECT SUM(calls) FROM rollup_hourly")[0][0]) == 2
+
+
+@pytest.mark.parametrize("version", [3, 4])
+def test_an_existing_postgresql_journal_gets_its_rollups_backfilled(version: int) -> None:
+    """v3: as TokenID left it before the rollups; v4 without them: as the first PostgreSQL store left it."""
+    rows = list(sample_rows(800, seed=11, hours=48))
+    with pg_schema() as url:
+        legacy_pg_journal(url, rows, version)
+        journal = Journal(url)
+        events = journal.events()
+        assert len(events) == 800
+        assert stored(url) == expected(events)
+        assert select(url, "SELECT version FROM tokenid_schema") == [(SCHEMA_VERSION,)]
+        journal.record(ReadyRows(rows[:100]))  # the same calls again: already counted
+        journal.close()
+        assert sum(v[0] for v in stored(url)["rollup_hourly"].values()) == 800

@@ -299,23 +299,21 @@ def dashboard(
     from ..dashboard import access_for, prepare_journal, serve
     from ..dashboard.auth import TOKEN_ENV
     from ..enforce import load_config, parse_config
-    from ..errors import ConfigError
     from ..journal.core import resolve_target
+    from ..journal.postgres import redact_url
 
     try:
         kind, where = resolve_target(journal)
-        if kind != "sqlite":
-            raise ConfigError("the dashboard reads SQLite journals only: its rollups use SQLite's JSON functions; "
-                              "a PostgreSQL journal is not supported by the dashboard yet")
-        path = Path(where)
+        target: Path | str = Path(where) if kind == "sqlite" else str(where)
+        shown = str(target) if kind == "sqlite" else redact_url(str(target))
         raw = load_config(config)
         rules = parse_config(raw).budgets if raw is not None else []
         access = access_for(host)
-        prepare_journal(path, say=lambda text: _console().print(text, highlight=False))
+        prepare_journal(target, say=lambda text: _console().print(text, highlight=False))
     except TokenIDError as exc:
         raise typer.BadParameter(str(exc)) from exc
     console = _console()
-    console.print(f"[bold]TokenID dashboard[/bold] on {path}", highlight=False)
+    console.print(f"[bold]TokenID dashboard[/bold] on {shown}", highlight=False)
     if access.token is None:
         console.print(f"  Open {access.url(host, port)}  (this machine only; Ctrl-C stops it)", highlight=False)
     elif access.generated:
@@ -324,7 +322,7 @@ def dashboard(
     else:
         console.print(f"  Open {access.url(host, port)}  (access token from ${TOKEN_ENV}: append ?token=… once, "
                       "or send Authorization: Bearer …)", highlight=False)
-    serve(path, host=host, port=port, access=access, budgets=rules)
+    serve(target, host=host, port=port, access=access, budgets=rules)
 
 
 @app.command()

@@ -1,16 +1,17 @@
 """The dashboard's Starlette application: the API routes, the API docs, and the single-page front end.
 
-Every API handler runs in Starlette's thread pool (SQLite reads block). Errors map to status codes here:
+Every API handler runs in Starlette's thread pool (journal reads block). Errors map to status codes here:
 a bad parameter is a 400 with its message, an unknown session or run a 404, an unreadable journal a 503;
 nothing a client sends produces a 500.
 """
 
 from __future__ import annotations
 
+import contextlib
 import html
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
@@ -30,6 +31,7 @@ from .api import ENDPOINTS, Context, Endpoint, accepted, openapi, render
 from .auth import AccessGuard
 from .params import Query
 from .queries import Reader
+from .reader import is_postgres_url
 
 __all__ = ["create_app"]
 
@@ -98,12 +100,12 @@ def _docs_page() -> str:
 
 def create_app(journal: str | Path, *, token: str | None = None, budgets: Sequence[Budget] = (),
                now: Callable[[], datetime] | None = None, extra_hosts: Sequence[str] = ()) -> AccessGuard:
-    """The dashboard over one SQLite journal (schema v4+), read-only.
+    """The dashboard over one journal (schema v4+), read-only: a SQLite path or a ``postgresql://`` URL.
 
     ``token``: require this access token on every request (``None``: serve localhost requests only).
     ``budgets``: budget rules from the enforcement config, for limits and reset times.
     """
-    ctx = Context(db=Reader(Path(journal)), budgets=list(budgets),
+    ctx = Context(db=Reader(journal if is_postgres_url(journal) else Path(journal)), budgets=list(budgets),
                   now=now or (lambda: datetime.now(timezone.utc)))
     # path parameters take any text, slashes included (session ids such as "user/42")
     routes: list[BaseRoute] = [Route(ep.path.replace("}", ":path}"), _handler(ep, ctx), methods=["GET"], name=ep.name)
@@ -134,5 +136,12 @@ def create_app(journal: str | Path, *, token: str | None = None, budgets: Sequen
         detail = exc.detail if isinstance(exc, HTTPException) else "internal error"
         return _error(status, str(detail))
 
-    app = Starlette(routes=routes, exception_handlers={HTTPException: http_error})
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            ctx.db.close()  # on shutdown: a PostgreSQL journal gets its sessions back
+
+    app = Starlette(routes=routes, exception_handlers={HTTPException: http_error}, lifespan=lifespan)
     return AccessGuard(app, token=token, extra_hosts=extra_hosts)

@@ -3,29 +3,28 @@
 The overview, breakdowns and session list read the rollups (``journal/rollups.py``); a filter on one session,
 or a tag combined with another grouping, reads the events through their indexes instead, with the same metric
 expressions, so both paths give identical figures. All SQL is parameterised; identifiers come only from
-fixed tables in this module. A PostgreSQL journal would plug in here: :class:`Reader` is the only thing that
-talks to the database.
+fixed tables in this module. The same SQL serves SQLite and PostgreSQL journals: the few constructs that differ
+come from the reader's dialect (``journal/dialect.py``), and :class:`Reader` is the only thing that talks to the
+database.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import sqlite3
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
-from pathlib import Path
 from typing import Any, Final
 
 from ..enforce.counters import Window, parse_window
 from ..enforce.rules import Budget
-from ..errors import ConfigError, JournalError
-from ..journal.rollups import ACTION_FIELDS, ACTIONS_JOIN, DIMENSIONS, METRICS
-from ..journal.schema import SCHEMA_VERSION
+from ..errors import ConfigError
+from ..journal.dialect import Dialect
+from ..journal.rollups import DIMENSIONS, METRICS, REWRITTEN, action_fields, actions_join
 from .params import BUCKETS, Filters, iso_hour
+from .reader import Reader
 
 __all__ = [
     "CALL_KINDS",
@@ -50,6 +49,7 @@ _SUMS: Final = ", ".join(f"SUM({m}) AS {m}" for m in METRICS)
 SERIES_METRICS: Final[dict[str, str]] = {"cost": "SUM(cost_nanousd)", "tokens": "SUM(input_tokens + output_tokens)",
                                          "calls": "SUM(calls)", "input_tokens": "SUM(input_tokens)",
                                          "output_tokens": "SUM(output_tokens)"}
+# ``{greatest}``: the dialect's two-argument maximum
 SESSION_SORTS: Final[dict[str, str]] = {
     "last_call": "MAX(last_at)",
     "first_call": "MIN(first_at)",
@@ -58,7 +58,7 @@ SESSION_SORTS: Final[dict[str, str]] = {
     "tokens": "SUM(input_tokens) + SUM(output_tokens)",
     "errors": "SUM(errors)",
     "blocked": "SUM(blocked)",
-    "latency": "SUM(latency_ms_sum) / MAX(SUM(latency_calls), 1)",
+    "latency": "SUM(latency_ms_sum) / {greatest}(SUM(latency_calls), 1)",
     "session": "session_id",
 }
 _FEW_KEYS: Final = frozenset({"model", "deployment", "provider", "status"})
@@ -66,7 +66,7 @@ _PLAIN: Final = re.compile(r"\b(?:SUM|MIN|MAX)\((\w+)\)")  # SUM(calls) -> calls
 CALL_KINDS: Final[dict[str, str]] = {
     "all": "",
     "blocked": "enforcement IS NOT NULL AND status = 'blocked'",
-    "rewritten": "enforcement IS NOT NULL AND " + METRICS["rewritten"][1],
+    "rewritten": "enforcement IS NOT NULL AND " + REWRITTEN,
     "enforced": "enforcement IS NOT NULL",
     "errors": "status = 'error'",
 }
@@ -82,50 +82,6 @@ _JSON: Final = frozenset({"tags", "enforcement", "route"})
 _MAX_SESSION_CALLS: Final = 5000
 
 
-# -- database access ---------------------------------------------------------------------------------
-class Reader:
-    """A read-only view of one SQLite journal: per-thread connections opened ``mode=ro`` with ``query_only``."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._local = threading.local()
-        version = self.scalar("PRAGMA user_version")
-        if version < 4:
-            raise JournalError(f"{path} has journal schema v{version}; the dashboard needs v4 (open it once with "
-                               "this TokenID to upgrade it)")
-        if version > SCHEMA_VERSION:
-            raise JournalError(f"{path} has journal schema v{version}, newer than this TokenID (v{SCHEMA_VERSION})")
-
-    def _connection(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            try:
-                conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=10,
-                                       check_same_thread=False)
-            except sqlite3.Error as exc:
-                raise JournalError(f"cannot open the journal at {self.path}: {exc}") from exc
-            conn.execute("PRAGMA query_only = ON")
-            conn.row_factory = sqlite3.Row
-            self._local.conn = conn
-        return conn
-
-    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        try:
-            return [dict(r) for r in self._connection().execute(sql, params)]
-        except sqlite3.Error as exc:
-            raise JournalError(f"reading the journal failed: {exc}") from exc
-
-    def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        try:
-            row = self._connection().execute(sql, params).fetchone()
-        except sqlite3.Error as exc:
-            raise JournalError(f"reading the journal failed: {exc}") from exc
-        return None if row is None else row[0]
-
-    def has_table(self, name: str) -> bool:
-        return bool(self.scalar("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)))
-
-
 # -- formatting ---------------------------------------------------------------------------------------
 def money(nanos: int | None) -> str | None:
     """Integer nano-dollars as exact decimal text ("12.345000000"); None stays None."""
@@ -139,6 +95,13 @@ def _decimal(text: Any) -> Decimal | None:
         return Decimal(str(text))
     except InvalidOperation:
         return None
+
+
+def _average(total: Any, count: Any) -> float | None:
+    """A mean of milliseconds to 0.1 ms. The float sum is first rounded to the microsecond the journal stores
+    (latency_ms has 3 decimals): SQLite and PostgreSQL add floats in different orders, and the noise must not
+    decide a rounding. Counts may come back as Decimal (PostgreSQL): made int before dividing."""
+    return round(round(float(total), 3) / int(count), 1) if count else None
 
 
 def _metrics(row: dict[str, Any]) -> dict[str, Any]:
@@ -163,8 +126,8 @@ def _metrics(row: dict[str, Any]) -> dict[str, Any]:
         "rewritten": int(r["rewritten"]),
         "estimated": int(r["estimated"]),
         "cache_hits": int(r["cache_hits"]),
-        "avg_latency_ms": round(r["latency_ms_sum"] / r["latency_calls"], 1) if r["latency_calls"] else None,
-        "avg_ttft_ms": round(r["ttft_ms_sum"] / r["ttft_calls"], 1) if r["ttft_calls"] else None,
+        "avg_latency_ms": _average(r["latency_ms_sum"], r["latency_calls"]),
+        "avg_ttft_ms": _average(r["ttft_ms_sum"], r["ttft_calls"]),
     }
     return out
 
@@ -183,21 +146,17 @@ class _Source:
         return f"SELECT {select} FROM {self.target}{where} {tail}", list(self.params)
 
 
-def _tag_path(key: str) -> str:
-    return f'$."{key}"'  # keys are checked in params.py: no quotes or backslashes
-
-
-def _session_and_tag(f: Filters, where: list[str], params: list[Any]) -> None:
+def _session_and_tag(d: Dialect, f: Filters, where: list[str], params: list[Any]) -> None:
     """The session and tag filters as conditions on events rows."""
     if f.session is not None:
         where.append("events.session_id = ?")
         params.append(f.session)
     if f.tag is not None:
-        where.append("CAST(json_extract(events.tags, ?) AS TEXT) = ?")
-        params += [_tag_path(f.tag[0]), f.tag[1]]
+        where.append(d.tag_equals("events.tags"))
+        params += [d.tag_param(f.tag[0]), f.tag[1]]
 
 
-def _events_target(f: Filters, tag_group: str | None, *, with_range: bool = True,
+def _events_target(d: Dialect, f: Filters, tag_group: str | None, *, with_range: bool = True,
                    actions: bool = False) -> tuple[str, list[Any]]:
     """A derived table over events shaped like a rollup (same column names, one row per event).
 
@@ -212,16 +171,16 @@ def _events_target(f: Filters, tag_group: str | None, *, with_range: bool = True
     if with_range:
         where += ["started_at >= ?", "started_at < ?"]
         params += [f.since_key, f.until_key]
-    _session_and_tag(f, where, params)
+    _session_and_tag(d, f, where, params)
     if tag_group is not None:
-        source += ", json_each(CASE WHEN json_valid(events.tags) THEN events.tags END) AS t"
-        cols.append("CAST(t.value AS TEXT) AS tag_value")
-        where += ["t.key = ?", "t.type NOT IN ('object', 'array')"]
+        source += f", {d.tags_join('events.tags', 't')}"
+        cols.append(f"{d.tag_value('t')} AS tag_value")
+        where += ["t.key = ?", d.is_scalar("t")]
         params.append(tag_group)
     if actions:
-        source += f", {ACTIONS_JOIN}"
-        cols += [f"{expr} AS {name}" for name, expr in ACTION_FIELDS.items()]
-        where += ["events.enforcement IS NOT NULL", "a.type = 'object'"]
+        source += f", {actions_join(d)}"
+        cols += [f"{expr} AS {name}" for name, expr in action_fields(d).items()]
+        where += ["events.enforcement IS NOT NULL", d.is_object("a")]
     sql = f"(SELECT {', '.join(cols)} FROM {source}{' WHERE ' + ' AND '.join(where) if where else ''}) AS e"
     return sql, params
 
@@ -229,11 +188,11 @@ def _events_target(f: Filters, tag_group: str | None, *, with_range: bool = True
 _DIMS: Final = ("provider", "deployment", "model", "status")
 
 
-def _source(f: Filters, group: str | None = None) -> _Source:
+def _source(d: Dialect, f: Filters, group: str | None = None) -> _Source:
     """The cheapest table that answers ``f`` grouped by ``group`` exactly."""
     tag_group = group[4:] if group and group.startswith("tag:") else None
     if f.session is not None:
-        target, params = _events_target(f, tag_group)  # one session: its index
+        target, params = _events_target(d, f, tag_group)  # one session: its index
         src = _Source(target, [], params)
     elif f.tag is not None and tag_group is not None and f.tag[0] != tag_group:  # a tag split by another tag
         src = _Source(f"(SELECT hour, other_value AS tag_value, {', '.join(_DIMS)}, {', '.join(METRICS)} "
@@ -257,10 +216,10 @@ def _source(f: Filters, group: str | None = None) -> _Source:
     return src
 
 
-def _sessions_source(f: Filters) -> _Source:
+def _sessions_source(d: Dialect, f: Filters) -> _Source:
     """Sessions active in the range: whole-session totals (one row each) unless a filter needs finer rollups."""
     if f.dims() or f.tag is not None or f.session is not None:
-        src = _source(f, "session")
+        src = _source(d, f, "session")
         src.where.append("session_id IS NOT NULL")
         return src
     return _Source("session_totals", ["last_at >= ?", "first_at < ?"], [f.since_key, f.until_key])
@@ -283,8 +242,8 @@ def meta(db: Reader) -> dict[str, Any]:
     }
     tag_keys = [r["v"] for r in db.rows("SELECT DISTINCT tag_key AS v FROM rollup_tags ORDER BY 1 LIMIT 200")]
     return {
-        "journal": db.path.name,
-        "schema_version": db.scalar("PRAGMA user_version"),
+        "journal": db.label,
+        "schema_version": db.schema_version(),
         "first_hour": bounds["first"],
         "last_hour": bounds["last"],
         "calls": int(bounds["calls"] or 0),
@@ -306,11 +265,11 @@ def bounds(db: Reader) -> tuple[datetime, datetime] | None:
 
 def summary(db: Reader, f: Filters) -> dict[str, Any]:
     """Totals for the range and for the period of the same length just before it."""
-    sql, params = _source(f).sql(_SUMS)
+    sql, params = _source(db.dialect, f).sql(_SUMS)
     current = _metrics(db.rows(sql, params)[0])
     span = f.until - f.since
     before = Filters(**{**f.__dict__, "since": f.since - span, "until": f.since})
-    sql, params = _source(before).sql(_SUMS)
+    sql, params = _source(db.dialect, before).sql(_SUMS)
     previous = _metrics(db.rows(sql, params)[0])
     return {"filters": f.as_dict(), "totals": current, "previous": previous}
 
@@ -318,11 +277,11 @@ def summary(db: Reader, f: Filters) -> dict[str, Any]:
 def breakdown(db: Reader, f: Filters, group: str, *, limit: int = 100) -> dict[str, Any]:
     """Totals per model / deployment / provider / status / session / tag value, costliest first."""
     column = _group_column(group)
-    src = _sessions_source(f) if column == "session_id" else _source(f, group)
+    src = _sessions_source(db.dialect, f) if column == "session_id" else _source(db.dialect, f, group)
     sql, params = src.sql(f"{column} AS key, {_SUMS}",
                           "GROUP BY 1 ORDER BY SUM(cost_nanousd) DESC, SUM(calls) DESC, 1 LIMIT ?")
     rows = [{"key": r["key"], **_metrics(r)} for r in db.rows(sql, [*params, limit])]
-    sql, params = _source(f).sql(_SUMS)
+    sql, params = _source(db.dialect, f).sql(_SUMS)
     return {"filters": f.as_dict(), "group": group, "rows": rows, "total": _metrics(db.rows(sql, params)[0])}
 
 
@@ -351,14 +310,14 @@ def timeseries(db: Reader, f: Filters, *, bucket: str, metric: str, group: str |
     index = {k: i for i, k in enumerate(keys)}
     series: dict[str, list[int]] = {}
     if group is None:
-        sql, params = _source(f).sql(f"substr(hour, 1, {width}) AS b, {value} AS v", "GROUP BY 1")
+        sql, params = _source(db.dialect, f).sql(f"substr(hour, 1, {width}) AS b, {value} AS v", "GROUP BY 1")
         series["total"] = [0] * len(keys)
         for r in db.rows(sql, params):
             if r["b"] in index:
                 series["total"][index[r["b"]]] = int(r["v"] or 0)
     elif _group_column(group) in _FEW_KEYS:  # a handful of keys: one scan, ranked here
         column = _group_column(group)
-        sql, params = _source(f, group).sql(f"substr(hour, 1, {width}) AS b, {column} AS k, {value} AS v",
+        sql, params = _source(db.dialect, f, group).sql(f"substr(hour, 1, {width}) AS b, {column} AS k, {value} AS v",
                                             "GROUP BY 1, 2")
         per: dict[str, list[int]] = {}
         for r in db.rows(sql, params):
@@ -371,13 +330,13 @@ def timeseries(db: Reader, f: Filters, *, bucket: str, metric: str, group: str |
             series["(other)"] = [sum(col) for col in zip(*rest, strict=True)]
     else:  # sessions, tag values: rank first, then read only the leaders' rows
         column = _group_column(group)
-        ranked = _sessions_source(f) if column == "session_id" else _source(f, group)
+        ranked = _sessions_source(db.dialect, f) if column == "session_id" else _source(db.dialect, f, group)
         sql, params = ranked.sql(f"{column} AS k", f"GROUP BY 1 ORDER BY {value} DESC, 1 LIMIT ?")
         leaders = [r["k"] for r in db.rows(sql, [*params, top])]
         for k in leaders:
             series[k] = [0] * len(keys)
         if leaders:  # the leaders' own rows (an index seek for sessions), then the rest as total minus leaders
-            src = _source(f, group)
+            src = _source(db.dialect, f, group)
             src.where.append(f"{column} IN ({', '.join('?' * len(leaders))})")
             src.params += leaders
             sql, params = src.sql(f"substr(hour, 1, {width}) AS b, {column} AS k, {value} AS v", "GROUP BY 1, 2")
@@ -385,7 +344,7 @@ def timeseries(db: Reader, f: Filters, *, bucket: str, metric: str, group: str |
                 if r["b"] in index and r["k"] in series:
                     series[r["k"]][index[r["b"]]] += int(r["v"] or 0)
         # everything else: other sessions and calls without one; for a tag, the other values of that tag
-        whole = _source(f, group) if group.startswith("tag:") else _source(f)
+        whole = _source(db.dialect, f, group) if group.startswith("tag:") else _source(db.dialect, f)
         sql, params = whole.sql(f"substr(hour, 1, {width}) AS b, {value} AS v", "GROUP BY 1")
         other = [0] * len(keys)
         for r in db.rows(sql, params):
@@ -409,9 +368,9 @@ def sessions(db: Reader, f: Filters, *, sort: str, descending: bool, limit: int,
     Without a dimension or tag filter the figures are whole-session totals (a session is one unit of work, even
     when it straddles the range's edge); with one, they are the session's calls that match it, within the range.
     """
-    src = _sessions_source(f)
+    src = _sessions_source(db.dialect, f)
     direction = "DESC" if descending else "ASC"
-    order = SESSION_SORTS[sort]
+    order = SESSION_SORTS[sort].format(greatest=db.dialect.greatest)
     if src.target == "session_totals":  # already one row per session: no grouping, a top-N sort
         select = ("session_id, first_at, last_at, COUNT(*) OVER () AS total, "
                   + ", ".join(f"{m} AS {m}" for m in METRICS))
@@ -430,7 +389,8 @@ def sessions(db: Reader, f: Filters, *, sort: str, descending: bool, limit: int,
     models: dict[str, list[str]] = {}
     if found:  # the models each listed session used (an index seek per session)
         ids = [r["session_id"] for r in found]
-        for r in db.rows("SELECT session_id, GROUP_CONCAT(DISTINCT NULLIF(model, '')) AS models FROM rollup_sessions "
+        used = db.dialect.group_concat_distinct("NULLIF(model, '')")
+        for r in db.rows(f"SELECT session_id, {used} AS models FROM rollup_sessions "
                          f"WHERE session_id IN ({', '.join('?' * len(ids))}) GROUP BY session_id", ids):
             models[r["session_id"]] = sorted(r["models"].split(",")) if r["models"] else []
     rows = [{"session_id": r["session_id"], "first_call": r["first_at"], "last_call": r["last_at"],
@@ -464,8 +424,8 @@ def session_detail(db: Reader, session_id: str) -> dict[str, Any]:
     if not rows:
         raise LookupError(session_id)
     truncated = len(rows) > _MAX_SESSION_CALLS
-    target, params = _events_target(Filters(since=datetime.min.replace(tzinfo=UTC), until=datetime.max.replace(
-        tzinfo=UTC), session=session_id), None, with_range=False)
+    whole = Filters(since=datetime.min.replace(tzinfo=UTC), until=datetime.max.replace(tzinfo=UTC), session=session_id)
+    target, params = _events_target(db.dialect, whole, None, with_range=False)
     totals = _metrics(db.rows(f"SELECT {_SUMS} FROM {target}", params)[0])
     by_source: dict[str, int] = {}
     for r in rows:
@@ -489,13 +449,13 @@ def calls(db: Reader, f: Filters, *, kind: str = "all", limit: int = 100, after:
     if before is not None:
         where.append("id < ?")
         params.append(before)
-    _session_and_tag(f, where, params)
+    _session_and_tag(db.dialect, f, where, params)
     for name, value in f.dims().items():
         where.append(f"{DIMENSIONS[name]} = ?")
         params.append(value)
     if CALL_KINDS[kind]:
         where.append(CALL_KINDS[kind])
-    hint = " INDEXED BY events_enforced" if kind in ("blocked", "rewritten", "enforced") else ""
+    hint = db.dialect.index_hint("events_enforced") if kind in ("blocked", "rewritten", "enforced") else ""
     order = "id" if after is not None else "started_at DESC, id DESC"
     sql = (f"SELECT {', '.join(_CALL_COLUMNS)} FROM events{hint} WHERE {' AND '.join(where)} "
            f"ORDER BY {order} LIMIT ?")
@@ -506,7 +466,7 @@ def calls(db: Reader, f: Filters, *, kind: str = "all", limit: int = 100, after:
 def enforcement(db: Reader, f: Filters, *, limit: int = 100) -> dict[str, Any]:
     """Enforcement actions by rule (from the enforcement rollup) and the latest blocked and rewritten calls."""
     if f.session is not None or f.tag is not None:  # per session / tag: count the events' own actions
-        target, params = _events_target(f, None, actions=True)
+        target, params = _events_target(db.dialect, f, None, actions=True)
         src = _Source(target, [], params)
     else:
         src = _Source("rollup_enforcement", ["hour >= ?", "hour < ?"], [f.since_key, f.until_key])
@@ -645,7 +605,7 @@ def reconciliation(db: Reader, f: Filters, *, run: str | None, line_status: str 
             _add(by["status"], line["status"], line)
             if line_status is None or line["status"] == line_status:
                 lines.append(line)
-    src = _source(f)
+    src = _source(db.dialect, f)
     sql, params = src.sql("substr(hour, 1, 10) AS day, SUM(invoiced_list_nanousd) AS list_nanos, "
                           "SUM(invoice_cost_nanousd) AS invoice_nanos, SUM(invoiced_calls) AS calls",
                           "GROUP BY 1 HAVING SUM(invoiced_calls) > 0 ORDER BY 1")

@@ -17,6 +17,7 @@ from ..journal.schema import SCHEMA_VERSION
 from ..journal.sqlite import SQLiteStore
 from .app import create_app
 from .auth import TOKEN_ENV, is_loopback, new_token
+from .reader import Reader, is_postgres_url
 
 __all__ = ["Access", "access_for", "prepare_journal", "serve"]
 
@@ -46,8 +47,13 @@ def access_for(host: str, env: dict[str, str] | None = None) -> Access:
     return Access(new_token(), generated=True)
 
 
-def prepare_journal(path: Path, say: Callable[[str], None] = print) -> None:
-    """Check the journal exists; upgrade an older schema once (building its rollups) before serving read-only."""
+def prepare_journal(journal: Path | str, say: Callable[[str], None] = print) -> None:
+    """Check the journal exists (a SQLite path or a ``postgresql://`` URL); upgrade an older schema once (building
+    its rollups) before serving read-only."""
+    if is_postgres_url(journal):
+        _prepare_postgres(str(journal), say)
+        return
+    path = Path(journal)
     if not path.exists():
         raise JournalError(f"no journal at {path}")
     try:
@@ -64,7 +70,26 @@ def prepare_journal(path: Path, say: Callable[[str], None] = print) -> None:
         SQLiteStore(path).close()
 
 
-def serve(journal: Path, *, host: str = "127.0.0.1", port: int = 8050, access: Access,
+def _prepare_postgres(url: str, say: Callable[[str], None]) -> None:
+    """The PostgreSQL half of :func:`prepare_journal`: read the version read-only, migrate through the store."""
+    from ..journal.postgres import PostgresStore, redact_url
+
+    reader = Reader(url, check_version=False)
+    try:
+        version = reader.schema_version()
+        # v4 without rollups: made by the first PostgreSQL store, which skipped them
+        skipped = version >= 4 and not reader.has_table("rollup_hourly")
+    finally:
+        reader.close()
+    if version == 0:
+        raise JournalError(f"no journal at {redact_url(url)}")
+    if version < SCHEMA_VERSION or skipped:
+        say(f"Upgrading {redact_url(url)} from journal schema v{version} to v{SCHEMA_VERSION} (building the "
+            "dashboard's rollups; this runs once)…")
+        PostgresStore(url).close()
+
+
+def serve(journal: Path | str, *, host: str = "127.0.0.1", port: int = 8050, access: Access,
           budgets: Sequence[Budget] = (), log_level: str = "warning") -> None:
     """Serve the dashboard until interrupted (uvicorn, its access log off: URLs may carry the token)."""
     import uvicorn

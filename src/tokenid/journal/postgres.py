@@ -13,21 +13,24 @@ import contextlib
 import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import ConfigError, JournalError
-from .schema import COLUMNS, MIGRATIONS, SCHEMA_VERSION, SQLITE_ONLY_MIGRATIONS
+from .dialect import POSTGRES
+from .rollups import fold_statements, stage_ddl
+from .schema import COLUMNS, MIGRATIONS, PG_MIGRATIONS, SCHEMA_VERSION, SQLITE_ONLY_MIGRATIONS
 from .sqlite import decode_row
 
-__all__ = ["PostgresStore", "redact_url"]
+__all__ = ["PostgresStore", "connect", "psycopg_sql", "redact_url"]
 
 _INSERT = (f"INSERT INTO events ({', '.join(COLUMNS)}) VALUES ({', '.join(['%s'] * len(COLUMNS))}) "
-           "ON CONFLICT (id) DO NOTHING")
+           "ON CONFLICT (id) DO NOTHING RETURNING id")
 _LOCK_ID = 0x746F6B656E6964  # "tokenid": one advisory lock for migrations, whatever the database
 _TYPES = ((re.compile(r"\bINTEGER\b"), "BIGINT"), (re.compile(r"\bREAL\b"), "DOUBLE PRECISION"))
 _PLACEHOLDER = re.compile(r"\?")
 _T = TypeVar("_T")
+_STAGE_DDL: Final = stage_ddl(POSTGRES)
 
 
 def redact_url(url: str) -> str:
@@ -47,9 +50,31 @@ def pg_statement(statement: str) -> str:
     return statement
 
 
-def _sql(statement: str) -> str:
+def psycopg_sql(statement: str) -> str:
     """SQLite-style ``?`` placeholders as psycopg's ``%s`` (and literal ``%`` escaped)."""
     return _PLACEHOLDER.sub("%s", statement.replace("%", "%%"))
+
+
+# the rows a batch actually stored are those its INSERT … ON CONFLICT DO NOTHING returned
+_FOLD: Final = tuple(psycopg_sql(pg_statement(statement))
+                     for statement in fold_statements("events.id = ANY(?)", POSTGRES))
+
+
+def connect(url: str, *, read_only: bool = False) -> Any:
+    """A new autocommit psycopg connection to the journal at ``url``; ``read_only``: every transaction on it is
+    read-only (the dashboard's), so nothing sent on it can change the journal."""
+    import psycopg
+
+    conn = psycopg.connect(url, autocommit=True, application_name="tokenid")
+    try:
+        if read_only:
+            conn.execute("SET default_transaction_read_only = on")
+        else:
+            conn.execute(pg_statement(_STAGE_DDL))  # the per-connection scratch table the rollups are folded from
+    except BaseException:
+        conn.close()
+        raise
+    return conn
 
 
 class Row(tuple[Any, ...]):
@@ -90,13 +115,13 @@ class _Connection:
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
         cursor = self._conn.cursor()
-        cursor.execute(_sql(sql), params)
+        cursor.execute(psycopg_sql(sql), params)
         return cursor
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> Any:
         cursor = self._conn.cursor()
         if rows:
-            cursor.executemany(_sql(sql), rows)
+            cursor.executemany(psycopg_sql(sql), rows)
         return cursor
 
 
@@ -130,7 +155,7 @@ class PostgresStore:
     def _connection(self) -> Any:
         conn = getattr(self._local, "conn", None)
         if conn is None or conn.closed:
-            conn = self._psycopg.connect(self.url, autocommit=True, application_name="tokenid")
+            conn = connect(self.url)
             self._local.conn = conn
             with self._opened_lock:
                 self._opened = [c for c in self._opened if not c.closed] + [conn]
@@ -148,7 +173,11 @@ class PostgresStore:
             for number, step in enumerate(MIGRATIONS[version:], version + 1):
                 if number in SQLITE_ONLY_MIGRATIONS:
                     continue
-                for statement in step:
+                for statement in PG_MIGRATIONS.get(number, step):
+                    conn.execute(pg_statement(statement))
+            if version >= 4 and conn.execute("SELECT to_regclass('rollup_hourly')").fetchone()[0] is None:
+                # a journal the first PostgreSQL store made recorded v4 but skipped the rollups: build them now
+                for statement in PG_MIGRATIONS[4]:
                     conn.execute(pg_statement(statement))
             if row is None:
                 conn.execute("INSERT INTO tokenid_schema (version) VALUES (%s)", (SCHEMA_VERSION,))
@@ -169,11 +198,20 @@ class PostgresStore:
             return work(self._connection())
 
     def insert(self, rows: Sequence[tuple[Any, ...]]) -> None:
-        """Insert rows (tuples in ``COLUMNS`` order) in one transaction; ids already stored are skipped."""
+        """Insert rows (tuples in ``COLUMNS`` order) and fold the new ones into the rollups, in one transaction;
+        ids already stored are skipped (and not counted again)."""
 
         def work(conn: Any) -> None:
             with conn.transaction(), conn.cursor() as cursor:
-                cursor.executemany(_INSERT, rows)
+                cursor.executemany(_INSERT, rows, returning=True)
+                stored: list[str] = []
+                while True:
+                    stored += (r[0] for r in cursor.fetchall())
+                    if not cursor.nextset():
+                        break
+                if stored:
+                    for statement in _FOLD:
+                        cursor.execute(statement, (stored,) if "%s" in statement else ())
 
         self._retrying(work)
 
@@ -189,7 +227,7 @@ class PostgresStore:
 
         def work(conn: Any) -> list[Row]:
             with conn.cursor(row_factory=_row_factory) as cursor:
-                cursor.execute(_sql(sql), params)
+                cursor.execute(psycopg_sql(sql), params)
                 return list(cursor.fetchall())
 
         return self._retrying(work)
@@ -198,7 +236,8 @@ class PostgresStore:
             dict[str, Any]]:
         """Events as dicts with JSON columns decoded and booleans restored, streamed row by row (an export of
         millions of events does not sit in memory)."""
-        sql = _sql(f"SELECT {', '.join(COLUMNS)} FROM events {('WHERE ' + where) if where else ''} ORDER BY {order}")
+        sql = psycopg_sql(
+            f"SELECT {', '.join(COLUMNS)} FROM events {('WHERE ' + where) if where else ''} ORDER BY {order}")
         for attempt in (1, 2):
             conn = self._connection()
             yielded = False

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from typing import Final
 
-from .rollups import ROLLUP_MIGRATION
+from .dialect import POSTGRES
+from .rollups import ROLLUP_MIGRATION, rollup_migration
 
-__all__ = ["COLUMNS", "INT_COLUMNS", "JSON_COLUMNS", "MIGRATIONS", "SCHEMA_VERSION", "SQLITE_ONLY_MIGRATIONS"]
+__all__ = ["COLUMNS", "INT_COLUMNS", "JSON_COLUMNS", "MIGRATIONS", "PG_MIGRATIONS", "SCHEMA_VERSION",
+           "SQLITE_ONLY_MIGRATIONS"]
 
 # (name, SQL type) in storage order
 _COLUMN_TYPES: tuple[tuple[str, str], ...] = (
@@ -190,6 +192,9 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     ROLLUP_MIGRATION,
 )
 SCHEMA_VERSION: Final[int] = len(MIGRATIONS)
-#: Migrations (by number, from 1) that only a SQLite journal runs: what they build exists for SQLite readers only.
-#: A PostgreSQL journal records the version but skips them.
-SQLITE_ONLY_MIGRATIONS: Final[frozenset[int]] = frozenset({4})  # the dashboard's rollups (SQLite JSON functions)
+#: Migrations (by number, from 1) that only a SQLite journal runs: a PostgreSQL journal records the version but
+#: skips them. None today: PostgreSQL runs its own spelling of migration 4 (``PG_MIGRATIONS``).
+SQLITE_ONLY_MIGRATIONS: Final[frozenset[int]] = frozenset()
+#: The migrations a PostgreSQL journal runs instead of the common text (by number): the same rollups, generated
+#: for PostgreSQL from the one definition in rollups.py.
+PG_MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {4: rollup_migration(POSTGRES)}
