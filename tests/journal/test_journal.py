@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import subprocess
 import sys
@@ -178,4 +179,18 @@ def test_a_spool_file_with_unknown_columns_is_kept_for_a_newer_tokenid(tmp_path:
     j = Journal(tmp_path / "j.db")
     assert j.events() == []
     assert [p.name for p in spool.iterdir()] == ["1-1.jsonl"]  # kept for a TokenID that knows the column
+    j.close()
+
+
+def test_a_row_the_store_refuses_is_spooled_alone(tmp_path: Path) -> None:
+    j = Journal(tmp_path / "j.db")
+    bad = Row(3)
+    bad.row = tuple(None if c == "started_at" else v for c, v in zip(COLUMNS, bad.row, strict=True))  # NOT NULL
+    for item in (Row(1), Row(2), bad, Row(4), Row(5)):
+        j.record(item)
+    j.flush()
+    assert sorted(e["input_tokens"] for e in j.events()) == [1, 2, 4, 5]
+    assert j.stats == {"written": 4, "spooled": 1, "row_errors": 0}
+    (spooled,) = (tmp_path / "j.db.spool").glob("*.jsonl")
+    assert json.loads(spooled.read_text())["input_tokens"] == 3
     j.close()

@@ -40,6 +40,7 @@ class Store(Protocol):
     location: str
     errors: tuple[type[BaseException], ...]
     transient_errors: tuple[type[BaseException], ...]
+    row_errors: tuple[type[BaseException], ...]
 
     def insert(self, rows: Sequence[tuple[Any, ...]]) -> None: ...
 
@@ -201,6 +202,15 @@ class Journal:
                 if not isinstance(exc, getattr(self.store, "transient_errors", ())):
                     break
                 time.sleep(0.05 * 2**attempt)
+        else:  # the store stayed busy or unreachable: keep the whole batch for later
+            self._spool(rows, error)
+            return
+        if len(rows) > 1 and isinstance(error, getattr(self.store, "row_errors", ())):
+            # a row the store refuses (a constraint, a bad value) must not take the rest of its batch with it
+            half = len(rows) // 2
+            self._write(rows[:half])
+            self._write(rows[half:])
+            return
         self._spool(rows, error)
 
     def _spool(self, rows: Sequence[tuple[Any, ...]], error: BaseException) -> None:

@@ -60,10 +60,11 @@ class Dialect:
         return _pg_scalar_text(f"{alias}.value")
 
     def is_scalar(self, alias: str) -> str:
-        """The member is not an object or array (those are not tag values)."""
+        """The member is a scalar with a value: objects, arrays and null are not tag values (and a null would have
+        no text for the rollups' NOT NULL key)."""
         if self.name == "sqlite":
-            return f"{alias}.type NOT IN ('object', 'array')"
-        return f"jsonb_typeof({alias}.value) NOT IN ('object', 'array')"
+            return f"{alias}.type NOT IN ('object', 'array', 'null')"
+        return f"jsonb_typeof({alias}.value) NOT IN ('object', 'array', 'null')"
 
     def tag_equals(self, column: str) -> str:
         """A condition: the JSON object in ``column`` has tag ``?`` (see :meth:`tag_param`) with value text ``?``."""

@@ -140,6 +140,7 @@ class PostgresStore:
         self.location = redact_url(url)
         self.errors: tuple[type[BaseException], ...] = (psycopg.Error,)
         self.transient_errors: tuple[type[BaseException], ...] = (psycopg.OperationalError,)
+        self.row_errors: tuple[type[BaseException], ...] = (psycopg.IntegrityError, psycopg.DataError)
         self._local = threading.local()
         self._opened: list[Any] = []  # every thread's connection, closed together by close()
         self._opened_lock = threading.Lock()

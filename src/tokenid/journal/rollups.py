@@ -3,7 +3,7 @@
 The dashboard reads these instead of scanning millions of events. They are kept exact by the
 journal writer: in the transaction that inserts a batch, one ``INSERT … SELECT … GROUP BY`` per
 rollup folds in the rows whose rowid is above the table's maximum before the insert, i.e. exactly
-the rows that were stored (``INSERT OR IGNORE`` duplicates are skipped). Spooled rows, fan-out rows
+the rows that were stored (ids already stored are skipped). Spooled rows, fan-out rows
 and out-of-order timestamps all go through that same insert. Migration 4 runs the same statements
 over the whole table to backfill an existing journal, and a trigger folds the invoice-calibrated
 cost in when reconciliation updates an event. Key and metric expressions are defined once here and

@@ -21,9 +21,12 @@ from .schema import BOOL_COLUMNS, COLUMNS, JSON_COLUMNS, MIGRATIONS, SCHEMA_VERS
 
 __all__ = ["SQLiteStore"]
 
-_INSERT = f"INSERT OR IGNORE INTO events ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+# ids already stored are skipped (a spool reloaded twice, a retried batch); any other constraint a row breaks is
+# an error, so the writer can keep that row apart instead of it vanishing (OR IGNORE would drop it silently)
+_INSERT = (f"INSERT INTO events ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))}) "
+           "ON CONFLICT (id) DO NOTHING")
 _BUSY_TIMEOUT_MS = 60_000
-# the rows a batch actually stored are those above the largest rowid before it (INSERT OR IGNORE skips duplicates)
+# the rows a batch actually stored are those above the largest rowid before it (stored ids are skipped)
 _FOLD = fold_statements("events.rowid > :after")
 
 
@@ -34,6 +37,8 @@ class SQLiteStore:
     errors: tuple[type[BaseException], ...] = (sqlite3.Error,)
     #: what a concurrent writer can cause ("database is locked"): worth another try
     transient_errors: tuple[type[BaseException], ...] = (sqlite3.OperationalError,)
+    #: what one bad row causes (the rest of its batch can still be stored)
+    row_errors: tuple[type[BaseException], ...] = (sqlite3.IntegrityError, sqlite3.DataError)
 
     def __init__(self, path: Path) -> None:
         self.path = path
