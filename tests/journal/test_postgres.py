@@ -25,22 +25,16 @@ from tokenid.journal.postgres import PostgresStore, redact_url
 from tokenid.journal.schema import SCHEMA_VERSION
 from tokenid.simulator import Simulator
 
-from conftest import make_client
+from conftest import PG_SERVER, make_client, pg_schema
 
-SERVER = "postgresql://postgres@127.0.0.1:5432/test"
+SERVER = PG_SERVER
 
 
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A journal URL whose tables live in a fresh schema of the test database (dropped afterwards)."""
-    schema = f"tokenid_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(SERVER, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    try:
-        yield f"{SERVER}?options=-csearch_path%3D{schema}"
-    finally:
-        with psycopg.connect(SERVER, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+    with pg_schema() as url:
+        yield url
 
 
 def event(n: int, **kw: Any) -> tuple[Any, ...]:

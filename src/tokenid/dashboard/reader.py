@@ -15,7 +15,7 @@ from typing import Any
 
 from ..errors import JournalError
 from ..journal.dialect import POSTGRES, SQLITE, Dialect
-from ..journal.postgres import connect, psycopg_sql, redact_url
+from ..journal.postgres import connect, first_line, psycopg_sql, redact_url
 from ..journal.schema import SCHEMA_VERSION
 
 __all__ = ["Reader", "is_postgres_url"]
@@ -92,7 +92,7 @@ class Reader:
                 conn.execute("PRAGMA query_only = ON")
                 conn.row_factory = sqlite3.Row
         except self._errors as exc:
-            raise JournalError(f"cannot open the journal at {self.name}: {_first_line(exc)}") from exc
+            raise JournalError(f"cannot open the journal at {self.name}: {first_line(exc)}") from exc
         self._local.conn = conn
         with self._lock:
             self._opened.append(conn)
@@ -108,13 +108,13 @@ class Reader:
         try:
             return [dict(r) for r in self._execute(sql, params)]
         except self._errors as exc:
-            raise JournalError(f"reading the journal failed: {_first_line(exc)}") from exc
+            raise JournalError(f"reading the journal failed: {first_line(exc)}") from exc
 
     def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
         try:
             row = self._execute(sql, params).fetchone()
         except self._errors as exc:
-            raise JournalError(f"reading the journal failed: {_first_line(exc)}") from exc
+            raise JournalError(f"reading the journal failed: {first_line(exc)}") from exc
         if row is None:
             return None
         return next(iter(row.values())) if isinstance(row, dict) else row[0]
@@ -139,6 +139,3 @@ class Reader:
         for conn in opened:
             conn.close()
 
-
-def _first_line(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -22,7 +22,7 @@ from .rollups import fold_statements, stage_ddl
 from .schema import COLUMNS, MIGRATIONS, PG_MIGRATIONS, SCHEMA_VERSION, SQLITE_ONLY_MIGRATIONS
 from .sqlite import decode_row
 
-__all__ = ["PostgresStore", "connect", "psycopg_sql", "redact_url"]
+__all__ = ["PostgresStore", "connect", "first_line", "psycopg_sql", "redact_url"]
 
 _INSERT = (f"INSERT INTO events ({', '.join(COLUMNS)}) VALUES ({', '.join(['%s'] * len(COLUMNS))}) "
            "ON CONFLICT (id) DO NOTHING RETURNING id")
@@ -148,7 +148,7 @@ class PostgresStore:
             self._migrate(self._connection())
         except psycopg.Error as exc:
             self.close()
-            raise JournalError(f"cannot open the journal at {self.location}: {_first_line(exc)}") from exc
+            raise JournalError(f"cannot open the journal at {self.location}: {first_line(exc)}") from exc
         except BaseException:
             self.close()
             raise
@@ -265,5 +265,6 @@ class PostgresStore:
             conn.close()
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
+    """An error's first line, for messages (server errors carry multi-line context)."""
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
