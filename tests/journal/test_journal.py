@@ -194,3 +194,37 @@ def test_a_row_the_store_refuses_is_spooled_alone(tmp_path: Path) -> None:
     (spooled,) = (tmp_path / "j.db.spool").glob("*.jsonl")
     assert json.loads(spooled.read_text())["input_tokens"] == 3
     j.close()
+
+
+def test_checkpoints_run_off_the_writer_and_keep_the_wal_bounded(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from tokenid.journal.sqlite import Checkpointer
+
+    monkeypatch.setattr(Checkpointer, "every", 200)
+    monkeypatch.setattr(Checkpointer, "wal_limit", 256 << 10)
+    path = tmp_path / "j.db"
+    j = Journal(path, batch_size=100)
+    conn = j.store._connection()  # type: ignore[attr-defined]
+    assert conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0  # the writer never checkpoints itself
+    assert conn.execute("PRAGMA page_size").fetchone()[0] == 16384
+    biggest = 0
+    for n in range(6000):  # a sustained load: the writer never idles long enough for a PASSIVE restart alone
+        j.record(Row(n))
+        if n % 500 == 499:
+            assert j.flush(10)
+            biggest = max(biggest, (tmp_path / "j.db-wal").stat().st_size)
+    assert j.flush(10)
+    checkpointer = j.store.checkpointer  # type: ignore[attr-defined]
+    assert checkpointer.checkpoints >= 3  # wake-ups that come while one runs are coalesced
+    assert checkpointer.restarts >= 1
+    # without restarts the WAL would hold all 6,000 rows (several MB); the RESTART checkpoints bound it
+    assert biggest < 2 << 20, biggest
+    assert len(j.events()) == 6000
+    j.close()
+    # the checkpoints copied the rows into the database file itself: a copy of it without its WAL holds them
+    # (all but those committed since the last checkpoint)
+    alone = tmp_path / "alone.db"
+    alone.write_bytes(path.read_bytes())
+    ro = sqlite3.connect(alone)
+    assert ro.execute("SELECT COUNT(*) FROM events").fetchone()[0] >= 5000
+    ro.close()

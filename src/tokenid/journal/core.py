@@ -26,11 +26,13 @@ from typing import Any, Protocol
 from ..errors import ConfigError, JournalError
 from .paths import default_journal_target, local_state_path
 from .schema import COLUMNS
-from .sqlite import SQLiteStore
+from .sqlite import Checkpointer, SQLiteStore
 
 __all__ = ["Journal", "Pending", "get_journal"]
 
 log = logging.getLogger("tokenid.journal")
+
+_YIELD_EVERY = 0.001  # seconds the writer may hold the GIL in a row before it lets a caller run
 
 
 class Store(Protocol):
@@ -106,10 +108,9 @@ class Journal:
         """Queue a finished call. Never blocks on disk and never raises."""
         self._queue.append(item)
         self._last_submitted = next(self._submitted)
-        thread = self._thread
-        if thread is None or not thread.is_alive():
+        if self._thread is None:  # the writer runs until close (after a fork, the child starts its own)
             self._start()
-        elif len(self._queue) >= self.batch_size:
+        elif len(self._queue) >= self.batch_size and not self._wake.is_set():
             self._wake.set()
 
     def flush(self, timeout: float | None = 30.0) -> bool:
@@ -167,29 +168,32 @@ class Journal:
                     batch.append(self._queue.popleft())
             except IndexError:
                 pass
-            rows = []
-            for n, item in enumerate(batch, 1):
-                row = self._row(item)
+            rows: list[tuple[Any, ...]] = []
+            clock = time.perf_counter
+            pause_at = clock() + _YIELD_EVERY
+            for item in batch:
+                try:
+                    row = item.to_row()
+                except Exception as exc:  # a bug in metering must not lose the call: keep what is known
+                    row = self._fallback_row(item, exc)
                 if isinstance(row, list):  # one response that bills many things (a batch output file)
                     rows.extend(row)
                 else:
                     rows.append(row)
-                if n % 16 == 0:
+                if clock() > pause_at:
                     # Hand the GIL over now and then: a caller whose response just arrived would otherwise
                     # wait up to the interpreter's 5 ms switch interval behind this loop.
                     time.sleep(0)
+                    pause_at = clock() + _YIELD_EVERY
             self._write(rows)
             with self._done:
                 self._processed += len(batch)
                 self._done.notify_all()
 
-    def _row(self, item: Pending) -> tuple[Any, ...] | list[tuple[Any, ...]]:
-        try:
-            return item.to_row()
-        except Exception as exc:  # a bug in metering must not lose the call: keep what is known
-            self.stats["row_errors"] += 1
-            log.warning("tokenid: could not meter a call (%s: %s); journaled without usage", type(exc).__name__, exc)
-            return item.fallback_row(exc)
+    def _fallback_row(self, item: Pending, exc: Exception) -> tuple[Any, ...]:
+        self.stats["row_errors"] += 1
+        log.warning("tokenid: could not meter a call (%s: %s); journaled without usage", type(exc).__name__, exc)
+        return item.fallback_row(exc)
 
     def _write(self, rows: Sequence[tuple[Any, ...]]) -> None:
         for attempt in range(5):
@@ -335,6 +339,8 @@ def _after_fork_in_child() -> None:
     for journal in list(_LIVE):
         journal._reset_runtime()
         journal.store._local = threading.local()  # type: ignore[attr-defined]
+        if isinstance(journal.store, SQLiteStore):
+            journal.store.checkpointer = Checkpointer(journal.store.path)
 
 
 if hasattr(os, "register_at_fork"):

@@ -1,13 +1,15 @@
 """SQLite store: WAL mode, versioned migrations, batched inserts, simple parameterised reads.
 
 Several processes may write one file: WAL lets readers and one writer work at once, and a
-generous busy timeout makes concurrent writers queue instead of failing.
+generous busy timeout makes concurrent writers queue instead of failing. Copying the WAL back into
+the database file (a checkpoint, with its fsyncs) is done by a thread of its own, not by the writer.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -21,11 +23,15 @@ from .schema import BOOL_COLUMNS, COLUMNS, JSON_COLUMNS, MIGRATIONS, SCHEMA_VERS
 
 __all__ = ["SQLiteStore"]
 
+log = logging.getLogger("tokenid.journal")
+
 # ids already stored are skipped (a spool reloaded twice, a retried batch); any other constraint a row breaks is
 # an error, so the writer can keep that row apart instead of it vanishing (OR IGNORE would drop it silently)
 _INSERT = (f"INSERT INTO events ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))}) "
            "ON CONFLICT (id) DO NOTHING")
 _BUSY_TIMEOUT_MS = 60_000
+# a new journal file's page size: fewer, larger pages make the writer's appends (wide rows, four indexes) cheaper
+_PAGE_SIZE = 16384
 # the rows a batch actually stored are those above the largest rowid before it (stored ids are skipped)
 _FOLD = fold_statements("events.rowid > :after")
 
@@ -44,6 +50,7 @@ class SQLiteStore:
         self.path = path
         self.location = str(path)
         self._local = threading.local()
+        self.checkpointer = Checkpointer(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._migrate(self._connection())
@@ -56,8 +63,10 @@ class SQLiteStore:
             conn = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None,
                                    check_same_thread=False)
             conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+            conn.execute(f"PRAGMA page_size = {_PAGE_SIZE}")  # takes effect only on a file not created yet
             enable_wal(conn)
             conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA wal_autocheckpoint = 0")  # the checkpointer's job, off this thread
             conn.execute(STAGE_DDL)  # a per-connection scratch table: no write to the journal file
             self._local.conn = conn
         return conn
@@ -96,6 +105,7 @@ class SQLiteStore:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+        self.checkpointer.wrote(conn, len(rows))
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -109,6 +119,7 @@ class SQLiteStore:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+        self.checkpointer.wrote(conn, self.checkpointer.every)  # a tool's update can be large: checkpoint after it
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         """Run a read-only parameterised query."""
@@ -136,6 +147,71 @@ class SQLiteStore:
         if conn is not None:
             conn.close()
             self._local.conn = None
+
+
+class Checkpointer:
+    """Copies a journal's WAL back into its database file, on a daemon thread with its own connection.
+
+    SQLite would otherwise checkpoint inside the writer's commit every 1,000 pages (writing those pages again,
+    and two fsyncs) while the queue waits. Here the writer only counts what it committed; the checkpoints are
+    PASSIVE, so they never block it. Under a sustained load the WAL never gets the idle moment it needs to
+    start over, so once it is past ``wal_limit`` the writer itself runs one RESTART checkpoint after a commit
+    (little is left to copy by then), which keeps the WAL file bounded.
+    """
+
+    every = 2000  # rows committed between checkpoints
+    wal_limit = 64 << 20  # bytes of WAL after which the writer restarts it
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.checkpoints = 0
+        self.restarts = 0
+        self._pending = 0
+        self._restart_due = False
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def wrote(self, conn: sqlite3.Connection, rows: int) -> None:
+        """The writer committed ``rows`` rows on ``conn``: wake the checkpointer now and then, restart the WAL
+        when it has grown past its limit."""
+        if self._restart_due:
+            self._restart_due = False
+            try:
+                conn.execute("PRAGMA wal_checkpoint(RESTART)")
+                self.restarts += 1
+            except sqlite3.Error as exc:  # the rows are committed; the WAL is only larger for a while
+                log.warning("tokenid: journal WAL restart failed (%s)", exc)
+        self._pending += rows
+        if self._pending < self.every:
+            return
+        self._pending = 0
+        if self._thread is None or not self._thread.is_alive():
+            with self._lock:
+                if self._thread is None or not self._thread.is_alive():
+                    self._thread = threading.Thread(target=self._run, daemon=True,
+                                                    name=f"tokenid-checkpoint:{self.path.name}")
+                    self._thread.start()
+        self._wake.set()
+
+    def _run(self) -> None:
+        try:
+            conn = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                                   check_same_thread=False)
+            frame = conn.execute("PRAGMA page_size").fetchone()[0] + 24  # a WAL frame: a page and its header
+        except sqlite3.Error as exc:
+            log.warning("tokenid: journal checkpointer not started (%s); SQLite checkpoints on close", exc)
+            return
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            try:
+                _busy, frames, _copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                self.checkpoints += 1
+                if frames * frame > self.wal_limit:
+                    self._restart_due = True
+            except sqlite3.Error as exc:  # the next one copies what this one could not; nothing is lost
+                log.warning("tokenid: journal checkpoint failed (%s)", exc)
 
 
 def enable_wal(conn: sqlite3.Connection) -> None:
