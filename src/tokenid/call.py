@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import operator
 import random
 import re
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import TYPE_CHECKING, Any, cast
+from urllib.parse import unquote_plus
 
 import openai
 import pydantic
@@ -159,6 +161,18 @@ def _endpoint_name(path: str) -> str:
     return "/" + rest
 
 
+_API_VERSION = re.compile(rb"(?:^|&)api-version(?:=([^&]*))?(?=&|$)")
+
+
+def api_version_of(query: bytes) -> str | None:
+    """The ``api-version`` of a URL's raw query (the first one, as the service reads it), without parsing it all."""
+    match = _API_VERSION.search(query)
+    if match is None:
+        return None
+    value = match.group(1) or b""
+    return unquote_plus(value.decode("latin-1")) if b"%" in value or b"+" in value else value.decode("latin-1")
+
+
 def _redact(text: str | None) -> str | None:
     return _SECRET.sub("[redacted]", text) if text else text
 
@@ -180,8 +194,22 @@ class ClientSettings:
     target_auth: dict[str, Any] = field(default_factory=dict)  # each target's auth kwargs, shared by copies
 
 
+_ISO_SECOND: tuple[int, str] = (0, "1970-01-01T00:00:00")  # the last second formatted (calls come many a second)
+
+
 def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    """``2026-12-02T10:31:02.082984Z``: microseconds rounded as ``datetime.fromtimestamp`` rounds them."""
+    global _ISO_SECOND
+    fraction, whole = math.modf(ts)
+    second, micros = int(whole), round(fraction * 1e6)
+    if micros >= 1_000_000:
+        second, micros = second + 1, micros - 1_000_000
+    elif micros < 0:
+        second, micros = second - 1, micros + 1_000_000
+    cached = _ISO_SECOND
+    if cached[0] != second:
+        cached = _ISO_SECOND = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+    return f"{cached[1]}.{micros:06d}Z"
 
 
 def _new_id(ts: float) -> str:
@@ -333,7 +361,7 @@ class Call:
             elif self.provider == "azure_openai" and self.deployment is None:
                 self.deployment = self.model_requested  # /openai/v1/... and /openai/responses take it in the body
             if self.provider == "azure_openai" and (self.api_version is None or b"api-version" in url.query):
-                self.api_version = url.params.get("api-version") or self.api_version
+                self.api_version = api_version_of(url.query) or self.api_version
         return self.attempts
 
     def retarget(self, provider: str, api_version: str | None, model: str | None) -> None:
@@ -392,8 +420,8 @@ class Call:
     def returned_ok(self, result: object = None) -> None:
         """``request()`` returned; journal now unless the body is still being streamed.
 
-        When the SDK already parsed the response into a model that carries usage, that is kept (a few
-        attribute reads) so the writer need not decode the body again.
+        When the SDK already parsed the response into a model that carries usage, the counts are read from it
+        here, while it is in the CPU's cache (the writer would find it cold), so the body is not decoded again.
         """
         self.returned = True
         if not self.stream and isinstance(result, pydantic.BaseModel):

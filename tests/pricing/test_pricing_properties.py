@@ -159,3 +159,47 @@ def test_list_prices_are_non_negative_decimals(usage: Usage, model: str) -> None
     result = Pricer().price(provider="openai", usage=usage, model_served=model, model_requested=None, deployment=None)
     assert isinstance(result.cost_usd, Decimal)
     assert result.cost_usd >= 0
+
+
+# targets priced from a plan after their first call: Azure deployments (retail meters, types, batch, an override),
+# OpenAI models (a service tier, a long-context tier, a model whose list price is dated)
+_PLAN_TARGETS = [
+    dict(provider="azure_openai", deployment="chat", model_requested="chat", model_served="gpt-4o-2024-08-06",
+         region="swedencentral"),
+    dict(provider="azure_openai", deployment="mini-dz", model_requested="mini-dz", model_served=None, region="eastus2"),
+    dict(provider="azure_openai", deployment="mini-dz", model_requested="mini-dz", model_served=None, batch=True),
+    dict(provider="azure_openai", deployment="negotiated", model_requested="negotiated", model_served="gpt-4o"),
+    dict(provider="openai", deployment=None, model_requested="gpt-4.1", model_served="gpt-4.1-2025-04-14",
+         service_tier="priority"),
+    dict(provider="openai", deployment=None, model_requested="gpt-5.4", model_served="gpt-5.4"),
+    dict(provider="openai", deployment=None, model_requested="o3", model_served="o3-2025-04-16"),
+]
+_PLAN_PRICER_ARGS = dict(
+    deployments={"chat": {"model": "gpt-4o", "version": "2024-08-06", "type": "global"},
+                 "mini-dz": {"model": "gpt-4o-mini", "version": "2024-07-18", "type": "data_zone"},
+                 "negotiated": "gpt-4o"},
+    overrides={"deployment:negotiated": {"input": "2", "output": "8"}},
+)
+token_counts = st.integers(min_value=0, max_value=400_000)
+
+
+@st.composite
+def usages(draw: st.DrawFn) -> Usage:
+    inp, out = draw(token_counts), draw(st.integers(min_value=0, max_value=50_000))
+    return Usage(input_tokens=inp, output_tokens=out, cached_input_tokens=draw(st.integers(0, inp)),
+                 reasoning_tokens=draw(st.integers(0, out)), audio_input_tokens=draw(st.sampled_from([0, inp // 3])))
+
+
+@PROFILE
+@given(st.lists(st.tuples(st.sampled_from(range(len(_PLAN_TARGETS))), usages()), min_size=2, max_size=12),
+       st.sampled_from([None, "2025-06-01T12:00:00+00:00", "2026-11-30T23:59:59+00:00"]))
+def test_a_priced_target_prices_its_next_calls_exactly_as_a_first_call(
+        calls: list[tuple[int, Usage]], when: str | None) -> None:
+    from datetime import datetime
+
+    at = datetime.fromisoformat(when) if when else None
+    reused = Pricer(**_PLAN_PRICER_ARGS)  # type: ignore[arg-type]
+    for index, usage in calls:
+        target = _PLAN_TARGETS[index]
+        fresh = Pricer(**_PLAN_PRICER_ARGS).price(usage=usage, at=at, **target)  # type: ignore[arg-type]
+        assert reused.price(usage=usage, at=at, **target) == fresh  # type: ignore[arg-type]

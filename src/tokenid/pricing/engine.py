@@ -9,6 +9,7 @@ given: a call that cannot be priced gets ``cost_usd=None`` and an ``unpriced_rea
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -142,6 +143,27 @@ def _fixed(rates: Rates) -> tuple[CatalogPrice, ...]:
     return (CatalogPrice(None, TieredRates(rates), ()),)
 
 
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """How a token-billed call was priced (rates, factor, the rest of the result), reused for the next call to the
+    same target on the same day, so that pricing it is only the token arithmetic. Valid while the price data is
+    ``snapshot`` and the prompt stays within the first long-context tier (``max_input``)."""
+
+    snapshot: DataSnapshot
+    max_input: int
+    rates: Rates
+    multiplier: Decimal | None
+    result: PriceResult
+
+    def price(self, usage: Usage) -> PriceResult:
+        cost = price_tokens(self.rates, split_tokens(usage))
+        if self.multiplier is not None:
+            cost = _CTX.multiply(cost, self.multiplier)
+        r = self.result
+        return PriceResult(tidy(cost), r.canonical_model, r.deployment_type, r.resolved_by, r.price_source, None,
+                           r.multiplier, r.rates, (), None, r.unpriced_units, r.meters)
+
+
 class Pricer:
     """Prices journaled OpenAI / Azure OpenAI calls from genai-prices list prices, overrides and deployment types.
 
@@ -185,6 +207,8 @@ class Pricer:
         self._lock = threading.Lock()
         self._snapshot: DataSnapshot = catalog.current_snapshot()
         self._resolve = lru_cache(maxsize=max(cache_size, 1))(self._resolve_uncached)
+        self._plans: dict[tuple[object, ...], _Plan] = {}
+        self._plans_max = max(cache_size, 1)
 
     # -- configuration -------------------------------------------------------------------------------------
 
@@ -310,6 +334,7 @@ class Pricer:
                 if snapshot is not self._snapshot:
                     self._snapshot = snapshot
                     self._resolve.cache_clear()
+                    self._plans = {}
         return self._resolve(provider, deployment, served, requested)
 
     # -- pricing -------------------------------------------------------------------------------------------
@@ -335,13 +360,39 @@ class Pricer:
         response reports (``priority`` and ``flex`` change the per-token price); ``region`` is where Azure served
         it (``x-ms-region``), which selects Data Zone and Regional retail prices.
         """
+        plan_key: tuple[object, ...] | None = None
+        if usage is not None and not units:
+            # a token-billed call like one priced before (same target, tier, region and day): its rates are known
+            day = (at or datetime.now(tz=timezone.utc)).date()
+            plan_key = (provider, deployment, model_served, model_requested, service_tier, region, batch, day)
+            plan = self._plans.get(plan_key)
+            if plan is not None and usage.input_tokens <= plan.max_input and plan.snapshot is self._snapshot \
+                    and catalog.current_snapshot() is plan.snapshot:
+                try:
+                    return plan.price(usage)
+                except MissingRateError:
+                    pass  # a kind of token this card has no rate for: the full path says so
+        result, plan = self._price(provider, usage, model_served, model_requested, deployment, at, units, batch,
+                                   service_tier, region)
+        if plan is not None and plan_key is not None:
+            if len(self._plans) >= self._plans_max:
+                self._plans = {}
+            self._plans[plan_key] = plan
+        return result
+
+    def _price(
+        self, provider: str, usage: Usage | None, model_served: str | None, model_requested: str | None,
+        deployment: str | None, at: datetime | None, units: Mapping[str, object] | None, batch: bool,
+        service_tier: str | None, region: str | None,
+    ) -> tuple[PriceResult, _Plan | None]:
+        """:meth:`price` worked out in full; also the plan that prices the next such call from its tokens alone."""
         res = self._resolution(provider, deployment, model_served, model_requested)
         if res.fixed_cost is not None:
             return PriceResult(
                 res.fixed_cost, res.canonical_model, res.deployment_type, res.resolved_by, res.price_source
-            )
+            ), None
         if res.reason is not None:
-            return _unpriced(res, res.reason)
+            return _unpriced(res, res.reason), None
         deployment_type, multiplier = res.deployment_type, res.multiplier
         if batch:
             if deployment_type is None:
@@ -368,7 +419,7 @@ class Pricer:
             tier = service_tier_multiplier(service_tier, ModelNames.unversioned(res.canonical_model))
             if tier is None:
                 return _unpriced(res, f"no {service_tier} service-tier price for {res.canonical_model}",
-                                 deployment_type)
+                                 deployment_type), None
             tier_factor = tier
 
         unit_lines: tuple[UnitLine, ...] = ()
@@ -385,7 +436,7 @@ class Pricer:
                 if units_cost is None:
                     reason = _no_token_price_reason(res, dated) if dated is not None else \
                         f"no per-token price for {res.canonical_model}"
-                    return _unpriced(res, reason, deployment_type)
+                    return _unpriced(res, reason, deployment_type), None
             else:
                 rates = dated.rates.for_input(usage.input_tokens)
                 if effective is not None:  # the meters' rates, and the list's x factor for what they lack
@@ -398,14 +449,14 @@ class Pricer:
                 except MissingRateError as error:
                     return _unpriced(
                         res, f"no {error.component} price for {res.canonical_model} in {res.price_source}",
-                        deployment_type)
+                        deployment_type), None
                 if multiplier is not None and multiplier != _ONE:
                     token_cost = _CTX.multiply(token_cost, multiplier)
         elif units_cost is None:
             if unpriced_units:
                 return _unpriced(res, f"no {', '.join(unpriced_units)} price for {res.canonical_model}",
-                                 deployment_type)
-            return _unpriced(res, "no usage", deployment_type)
+                                 deployment_type), None
+            return _unpriced(res, "no usage", deployment_type), None
         if token_cost is not None:  # e.g. seconds of a token-billed transcription: described, not billed again
             unpriced_units = tuple(u for u in unpriced_units if u in _ADDITIVE_UNITS)
         cost = _CTX.add(token_cost or _ZERO, units_cost or _ZERO)
@@ -413,7 +464,7 @@ class Pricer:
         unit_sources = sorted({line.source for line in unit_lines if line.source != source})
         if unit_sources:
             source = "; ".join([*([source] if token_cost is not None and source else []), *unit_sources])
-        return PriceResult(
+        result = PriceResult(
             tidy(cost),
             res.canonical_model,
             deployment_type,
@@ -427,6 +478,14 @@ class Pricer:
             unpriced_units,
             retail.meters if retail is not None and token_cost is not None else (),
         )
+        plan: _Plan | None = None
+        if rates is not None and usage is not None and not units and len(res.prices) == 1:  # dated: by the hour
+            tiers = dated.rates.tiers if dated is not None and dated.rates is not None else ()
+            first_tier = min((t for t, _ in tiers), default=sys.maxsize)
+            if usage.input_tokens <= first_tier:  # base rates: what a plan may reuse below the first tier
+                plan = _Plan(self._snapshot, first_tier, rates,
+                             multiplier if multiplier is not None and multiplier != _ONE else None, result)
+        return result, plan
 
     def _retail_uncached(self, canonical: str, deployment_type: str, region: str | None, day: date,
                          priority: bool, base: Rates, factor: Decimal) -> tuple[RetailRates | None, Rates | None]:
