@@ -293,12 +293,9 @@ class Call:
 
     __slots__ = (
         "api_version", "attempts", "audio", "body", "cache_hit", "cached", "chunks", "complete", "content_type",
-        "decision", "deployment",
-        "encoding", "endpoint", "enforcement",
-        "error", "error_code", "error_message", "finished", "headers", "http_status", "injected_usage", "method",
-        "model_requested", "parsed", "path", "provider", "request", "resource", "returned", "route", "session_id",
-        "settings",
-        "started",
+        "decision", "deployment", "encoding", "endpoint", "enforcement", "error", "error_code", "error_message",
+        "finished", "headers", "http_status", "injected_usage", "method", "model_requested", "parsed", "path",
+        "picked", "provider", "request", "resource", "returned", "route", "session_id", "settings", "started",
         "status", "stream", "t0", "t_end", "t_first", "tags",
     )
 
@@ -326,6 +323,7 @@ class Call:
         self.attempts = 0
         self.http_status: int | None = None
         self.headers: httpx2.Headers | None = None
+        self.picked: dict[bytes, str] | None = None  # from the headers: what the event keeps (_pick_headers)
         self.content_type = ""
         self.encoding: str | None = None
         self.body: bytes | None = None
@@ -380,7 +378,9 @@ class Call:
         """An attempt got a response; ``read`` when its body is already in memory."""
         self.http_status = response.status_code
         self.headers = response.headers
-        self.content_type = response.headers.get("content-type", "")
+        # the few headers the event keeps, read now while the response is in the CPU's cache (one pass)
+        self.picked = picked = _pick_headers(response.headers)
+        self.content_type = picked.get(b"content-type", "")
         self.encoding = None  # response.content is already decoded
         if read:
             self.body = response.content
@@ -443,6 +443,7 @@ class Call:
         if isinstance(exc, openai.APIStatusError):
             self.http_status = exc.status_code
             self.headers = exc.response.headers
+            self.picked = None
             body = exc.body
             if isinstance(body, Mapping):
                 code = body.get("code") or body.get("type")
@@ -564,7 +565,7 @@ class Call:
             if "unpriced_reason" not in out or out["unpriced_reason"] is None:
                 out["unpriced_reason"] = "error response" if self.status == "error" else "no usage"
         else:
-            headers = out["headers"] = _pick_headers(self.headers)  # _row reads the rest
+            headers = out["headers"] = self._headers()  # _row reads the rest
             region = headers.get(b"x-ms-region") if self.provider == "azure_openai" else None
 
             def price(usage: Usage | None) -> PriceResult:
@@ -629,13 +630,16 @@ class Call:
             return None
         return Usage(input_tokens=prompt, output_tokens=completion, total_tokens=prompt + completion)
 
+    def _headers(self) -> dict[bytes, str]:
+        return self.picked if self.picked is not None else _pick_headers(self.headers)
+
     def _row(self, metered: Mapping[str, Any]) -> tuple[Any, ...]:
         t_end = self.t_end if self.t_end is not None else time.perf_counter()
         usage: Usage | None = metered.get("usage")
         priced = metered.get("priced")
         found = metered.get("headers")
         if found is None:
-            found = _pick_headers(self.headers)
+            found = self._headers()
         region = found.get(b"x-ms-region")
         request_id = found.get(b"x-request-id") or found.get(b"apim-request-id")
         row: dict[str, Any] = {
@@ -710,7 +714,7 @@ def _tags_json(tags: Mapping[str, str]) -> str | None:
     return text
 
 
-_WANTED_HEADERS = frozenset({b"x-ms-region", b"x-request-id", b"apim-request-id"})
+_WANTED_HEADERS = frozenset({b"x-ms-region", b"x-request-id", b"apim-request-id", b"content-type"})
 
 
 def _pick_headers(headers: httpx2.Headers | None) -> dict[bytes, str]:

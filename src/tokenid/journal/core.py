@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import sqlite3
+import sys
 import threading
 import time
 import weakref
@@ -156,18 +157,24 @@ class Journal:
             self._wake.wait(self.flush_interval)
             self._wake.clear()
             try:
-                self._drain()
+                # only what is queued now: calls recorded while this runs wait for the next wake-up, so a steady
+                # stream of calls makes a batch per interval instead of a string of tiny ones (each batch has a
+                # fixed cost: a transaction and the rollup statements)
+                self._drain(len(self._queue))
             except Exception as exc:  # the writer must outlive any bug: what it holds stays queued
                 log.error("tokenid: journal writer error (%s: %s)", type(exc).__name__, exc)
 
-    def _drain(self) -> None:
-        while self._queue:
+    def _drain(self, count: int | None = None) -> None:
+        """Write ``count`` queued items (when None: until the queue is empty), ``batch_size`` to a transaction."""
+        left = sys.maxsize if count is None else count
+        while left > 0 and self._queue:
             batch: list[Pending] = []
             try:
-                while len(batch) < self.batch_size:
+                while len(batch) < min(self.batch_size, left):
                     batch.append(self._queue.popleft())
             except IndexError:
                 pass
+            left -= len(batch)
             rows: list[tuple[Any, ...]] = []
             clock = time.perf_counter
             pause_at = clock() + _YIELD_EVERY
