@@ -204,3 +204,23 @@ def test_an_existing_postgresql_journal_gets_its_rollups_backfilled(version: int
         journal.record(ReadyRows(rows[:100]))  # the same calls again: already counted
         journal.close()
         assert sum(v[0] for v in stored(url)["rollup_hourly"].values()) == 800
+
+
+def test_batches_without_tags_or_enforcement_skip_those_rollups_and_lose_nothing(target: Path | str) -> None:
+    rows = [list(r) for r in sample_rows(1200, sessions=10, hours=12)]
+    for row in rows[:400]:  # whole batches without tags, then without enforcement, then with neither
+        row[_I["tags"]] = None
+    for row in rows[200:600]:
+        row[_I["enforcement"]] = None
+    for row in rows[600::3]:  # then batches where only some rows carry them
+        row[_I["tags"]] = row[_I["enforcement"]] = None
+    journal = Journal(target, batch_size=200)
+    for start in range(0, len(rows), 200):
+        journal.record(ReadyRows([tuple(r) for r in rows[start:start + 200]]))
+        journal.flush()
+    events = journal.events()
+    assert len(events) == 1200
+    assert stored(target) == expected(events)
+    enforced = sum(len(e["enforcement"] or []) for e in events)
+    assert enforced > 0 and select(target, "SELECT SUM(calls) FROM rollup_enforcement") == [(enforced,)]
+    journal.close()

@@ -163,21 +163,26 @@ def _fold(table: str, d: Dialect) -> str:
             f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {', '.join(updates)}")
 
 
-_FOLDS: Final = {d.name: tuple(_fold(table, d) for table in ROLLUP_TABLES) for d in (SQLITE, POSTGRES)}
+_FOLDS: Final = {d.name: {table: _fold(table, d) for table in ROLLUP_TABLES} for d in (SQLITE, POSTGRES)}
+#: the rollups keyed by tag: a batch without tags adds nothing to them
+TAG_ROLLUPS: Final = frozenset(table for table, keys in ROLLUP_TABLES.items() if "tag_key" in keys)
 
 
-def fold_statements(where: str, d: Dialect = SQLITE) -> tuple[str, ...]:
+def fold_statements(where: str, d: Dialect = SQLITE, *, tags: bool = True, enforcement: bool = True) -> tuple[
+        str, ...]:
     """The statements that add the events matching ``where`` (may take parameters) to every rollup.
 
     Run them inside the transaction that stored those events, on a connection that has run :func:`stage_ddl`.
-    Only the second statement and the last read ``where``.
+    Only the second statement and the last read ``where``. ``tags=False`` / ``enforcement=False`` leave out the
+    statements that could only add something if some of those events carried tags / enforcement actions.
     """
     sums = ", ".join(f"SUM({expr})" for _, expr in METRICS.values())
     stage = (f"INSERT INTO {d.stage_table} SELECT {', '.join(DIMENSIONS[k] for k in _STAGE_KEYS)}, tags, "
              f"MIN(started_at), MAX(started_at), {sums} FROM events "
              f"WHERE {where} GROUP BY 1, 2, 3, 4, 5, 6, 7")
-    return (f"DELETE FROM {d.stage_table}", stage, *_FOLDS[d.name], f"DELETE FROM {d.stage_table}",
-            _enforcement_fold(where, d))
+    folds = (statement for table, statement in _FOLDS[d.name].items() if tags or table not in TAG_ROLLUPS)
+    return (f"DELETE FROM {d.stage_table}", stage, *folds, f"DELETE FROM {d.stage_table}",
+            *((_enforcement_fold(where, d),) if enforcement else ()))
 
 
 # Enforcement actions per hour (one row per action a call carries; a call can carry several): the dashboard's

@@ -32,8 +32,11 @@ _INSERT = (f"INSERT INTO events ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * 
 _BUSY_TIMEOUT_MS = 60_000
 # a new journal file's page size: fewer, larger pages make the writer's appends (wide rows, four indexes) cheaper
 _PAGE_SIZE = 16384
-# the rows a batch actually stored are those above the largest rowid before it (stored ids are skipped)
-_FOLD = fold_statements("events.rowid > :after")
+# the rows a batch actually stored are those above the largest rowid before it (stored ids are skipped); by
+# (any row has tags, any row has enforcement actions): a batch folds only into the rollups it can add to
+_FOLD = {(tags, enforced): fold_statements("events.rowid > :after", tags=tags, enforcement=enforced)
+         for tags in (False, True) for enforced in (False, True)}
+_TAGS, _ENFORCEMENT = COLUMNS.index("tags"), COLUMNS.index("enforcement")
 
 
 class SQLiteStore:
@@ -99,7 +102,9 @@ class SQLiteStore:
         try:
             before = conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM events").fetchone()[0]
             conn.executemany(_INSERT, rows)
-            for statement in _FOLD:
+            folds = _FOLD[any(row[_TAGS] is not None for row in rows),
+                          any(row[_ENFORCEMENT] is not None for row in rows)]
+            for statement in folds:
                 conn.execute(statement, {"after": before})
             conn.execute("COMMIT")
         except BaseException:
