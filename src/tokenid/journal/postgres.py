@@ -19,7 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 from ..errors import ConfigError, JournalError
 from .dialect import POSTGRES
 from .rollups import fold_statements, stage_ddl
-from .schema import COLUMNS, MIGRATIONS, PG_MIGRATIONS, SCHEMA_VERSION, SQLITE_ONLY_MIGRATIONS
+from .schema import COLUMNS, MIGRATIONS, PG_MIGRATIONS, SCHEMA_VERSION, SQLITE_ONLY_MIGRATIONS, batch_carries
 from .sqlite import decode_row
 
 __all__ = ["PostgresStore", "connect", "first_line", "psycopg_sql", "redact_url"]
@@ -55,9 +55,11 @@ def psycopg_sql(statement: str) -> str:
     return _PLACEHOLDER.sub("%s", statement.replace("%", "%%"))
 
 
-# the rows a batch actually stored are those its INSERT … ON CONFLICT DO NOTHING returned
-_FOLD: Final = tuple(psycopg_sql(pg_statement(statement))
-                     for statement in fold_statements("events.id = ANY(?)", POSTGRES))
+# the rows a batch actually stored are those its INSERT … ON CONFLICT DO NOTHING returned; by (any row has tags,
+# any row has enforcement actions): a batch folds only into the rollups it can add to
+_FOLD: Final = {(tags, enforced): tuple(psycopg_sql(pg_statement(statement)) for statement in fold_statements(
+    "events.id = ANY(?)", POSTGRES, tags=tags, enforcement=enforced)) for tags in (False, True) for enforced in (
+    False, True)}
 
 
 def connect(url: str, *, read_only: bool = False) -> Any:
@@ -211,7 +213,7 @@ class PostgresStore:
                     if not cursor.nextset():
                         break
                 if stored:
-                    for statement in _FOLD:
+                    for statement in _FOLD[batch_carries(rows)]:
                         cursor.execute(statement, (stored,) if "%s" in statement else ())
 
         self._retrying(work)

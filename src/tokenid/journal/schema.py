@@ -7,13 +7,14 @@ exact decimal text and ``cost_nanousd`` as an integer so SQL can sum it without 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Final
 
 from .dialect import POSTGRES
 from .rollups import ROLLUP_MIGRATION, rollup_migration
 
 __all__ = ["COLUMNS", "INT_COLUMNS", "JSON_COLUMNS", "MIGRATIONS", "PG_MIGRATIONS", "SCHEMA_VERSION",
-           "SQLITE_ONLY_MIGRATIONS"]
+           "SQLITE_ONLY_MIGRATIONS", "batch_carries"]
 
 # (name, SQL type) in storage order
 _COLUMN_TYPES: tuple[tuple[str, str], ...] = (
@@ -93,6 +94,12 @@ COLUMNS: Final[tuple[str, ...]] = tuple(name for name, _ in _COLUMN_TYPES)
 JSON_COLUMNS: Final[frozenset[str]] = frozenset({"tags", "units", "enforcement", "route", "content"})
 INT_COLUMNS: Final[frozenset[str]] = frozenset(n for n, t in _COLUMN_TYPES if t.startswith("INTEGER"))
 BOOL_COLUMNS: Final[frozenset[str]] = frozenset({"stream", "cache_hit"})
+_TAGS, _ENFORCEMENT = COLUMNS.index("tags"), COLUMNS.index("enforcement")
+
+
+def batch_carries(rows: Sequence[Sequence[object]]) -> tuple[bool, bool]:
+    """(some row has tags, some row has enforcement actions): which rollups a batch of rows can add to."""
+    return (any(row[_TAGS] is not None for row in rows), any(row[_ENFORCEMENT] is not None for row in rows))
 
 _CREATE_EVENTS = "CREATE TABLE events (\n  " + ",\n  ".join(
     f"{n} {t}" for n, t in _COLUMN_TYPES[:_V1_COLUMN_COUNT]) + "\n)"

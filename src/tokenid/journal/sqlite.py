@@ -19,7 +19,7 @@ from typing import Any
 
 from ..errors import JournalError
 from .rollups import STAGE_DDL, fold_statements
-from .schema import BOOL_COLUMNS, COLUMNS, JSON_COLUMNS, MIGRATIONS, SCHEMA_VERSION
+from .schema import BOOL_COLUMNS, COLUMNS, JSON_COLUMNS, MIGRATIONS, SCHEMA_VERSION, batch_carries
 
 __all__ = ["SQLiteStore"]
 
@@ -36,7 +36,6 @@ _PAGE_SIZE = 16384
 # (any row has tags, any row has enforcement actions): a batch folds only into the rollups it can add to
 _FOLD = {(tags, enforced): fold_statements("events.rowid > :after", tags=tags, enforcement=enforced)
          for tags in (False, True) for enforced in (False, True)}
-_TAGS, _ENFORCEMENT = COLUMNS.index("tags"), COLUMNS.index("enforcement")
 
 
 class SQLiteStore:
@@ -102,9 +101,7 @@ class SQLiteStore:
         try:
             before = conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM events").fetchone()[0]
             conn.executemany(_INSERT, rows)
-            folds = _FOLD[any(row[_TAGS] is not None for row in rows),
-                          any(row[_ENFORCEMENT] is not None for row in rows)]
-            for statement in folds:
+            for statement in _FOLD[batch_carries(rows)]:
                 conn.execute(statement, {"after": before})
             conn.execute("COMMIT")
         except BaseException:
