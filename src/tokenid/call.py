@@ -323,7 +323,7 @@ class Call:
         self.attempts = 0
         self.http_status: int | None = None
         self.headers: httpx2.Headers | None = None
-        self.picked: dict[bytes, str] | None = None  # from the headers: what the event keeps (_pick_headers)
+        self.picked: dict[bytes, str] = {}  # the few headers the event keeps (set_headers)
         self.content_type = ""
         self.encoding: str | None = None
         self.body: bytes | None = None
@@ -377,10 +377,8 @@ class Call:
     def response(self, response: httpx2.Response, *, read: bool) -> None:
         """An attempt got a response; ``read`` when its body is already in memory."""
         self.http_status = response.status_code
-        self.headers = response.headers
-        # the few headers the event keeps, read now while the response is in the CPU's cache (one pass)
-        self.picked = picked = _pick_headers(response.headers)
-        self.content_type = picked.get(b"content-type", "")
+        self.set_headers(response.headers)
+        self.content_type = self.picked.get(b"content-type", "")
         self.encoding = None  # response.content is already decoded
         if read:
             self.body = response.content
@@ -389,6 +387,11 @@ class Call:
         else:
             self.body = None
             self.complete = False
+
+    def set_headers(self, headers: httpx2.Headers | None) -> None:
+        """The response's headers; the few the event keeps are read now, while they are in the CPU's cache."""
+        self.headers = headers
+        self.picked = _pick_headers(headers)
 
     def body_done(self, attempt: int, chunks: list[bytes], complete: bool, encoding: str | None) -> None:
         """A streamed body was read to its end, closed, or abandoned."""
@@ -442,8 +445,7 @@ class Call:
         self.error = type(exc).__name__
         if isinstance(exc, openai.APIStatusError):
             self.http_status = exc.status_code
-            self.headers = exc.response.headers
-            self.picked = None
+            self.set_headers(exc.response.headers)
             body = exc.body
             if isinstance(body, Mapping):
                 code = body.get("code") or body.get("type")
@@ -565,8 +567,7 @@ class Call:
             if "unpriced_reason" not in out or out["unpriced_reason"] is None:
                 out["unpriced_reason"] = "error response" if self.status == "error" else "no usage"
         else:
-            headers = out["headers"] = self._headers()  # _row reads the rest
-            region = headers.get(b"x-ms-region") if self.provider == "azure_openai" else None
+            region = self.picked.get(b"x-ms-region") if self.provider == "azure_openai" else None
 
             def price(usage: Usage | None) -> PriceResult:
                 return self.settings.pricer.price(
@@ -630,16 +631,11 @@ class Call:
             return None
         return Usage(input_tokens=prompt, output_tokens=completion, total_tokens=prompt + completion)
 
-    def _headers(self) -> dict[bytes, str]:
-        return self.picked if self.picked is not None else _pick_headers(self.headers)
-
     def _row(self, metered: Mapping[str, Any]) -> tuple[Any, ...]:
         t_end = self.t_end if self.t_end is not None else time.perf_counter()
         usage: Usage | None = metered.get("usage")
         priced = metered.get("priced")
-        found = metered.get("headers")
-        if found is None:
-            found = self._headers()
+        found = self.picked
         region = found.get(b"x-ms-region")
         request_id = found.get(b"x-request-id") or found.get(b"apim-request-id")
         row: dict[str, Any] = {

@@ -237,7 +237,7 @@ class _Tap:
         call.api_version = self.api_version
         call.attempts = 1
         call.http_status = _UPGRADED
-        call.headers = self.headers
+        call.set_headers(self.headers)
         return call
 
     def _first_delta(self, message: bytes | str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
 from collections import defaultdict
 from collections.abc import Iterator
@@ -223,4 +224,29 @@ def test_batches_without_tags_or_enforcement_skip_those_rollups_and_lose_nothing
     assert stored(target) == expected(events)
     enforced = sum(len(e["enforcement"] or []) for e in events)
     assert enforced > 0 and select(target, "SELECT SUM(calls) FROM rollup_enforcement") == [(enforced,)]
+    journal.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX-only")
+def test_a_forked_child_journals_on_its_own_and_the_parent_carries_on(target: Path | str) -> None:
+    rows = list(sample_rows(600, sessions=5, hours=4))
+    journal = Journal(target, batch_size=100)
+    journal.record(ReadyRows(rows[:200]))
+    assert journal.flush(10)  # the parent's writer thread and connections are live when it forks
+    pid = os.fork()
+    if pid == 0:  # the child: its own writer and connections (SQLite: its own checkpointer too)
+        code = 1
+        try:
+            journal.record(ReadyRows(rows[200:400]))
+            code = 0 if journal.flush(10) else 2
+            journal.close()
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    journal.record(ReadyRows(rows[400:]))  # the child's exit did not take the parent's connection with it
+    assert journal.flush(10)
+    events = journal.events()
+    assert len(events) == 600 and journal.stats["spooled"] == 0
+    assert stored(target) == expected(events)
     journal.close()

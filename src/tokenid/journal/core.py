@@ -27,7 +27,7 @@ from typing import Any, Protocol
 from ..errors import ConfigError, JournalError
 from .paths import default_journal_target, local_state_path
 from .schema import COLUMNS
-from .sqlite import Checkpointer, SQLiteStore
+from .sqlite import SQLiteStore
 
 __all__ = ["Journal", "Pending", "get_journal"]
 
@@ -57,6 +57,8 @@ class Store(Protocol):
     def json_text(self, column: str) -> str: ...
 
     def close(self) -> None: ...
+
+    def after_fork(self) -> None: ...
 
 
 class Pending(Protocol):
@@ -345,9 +347,7 @@ def _after_fork_in_child() -> None:
     # items are the parent's to write, so the child starts empty.
     for journal in list(_LIVE):
         journal._reset_runtime()
-        journal.store._local = threading.local()  # type: ignore[attr-defined]
-        if isinstance(journal.store, SQLiteStore):
-            journal.store.checkpointer = Checkpointer(journal.store.path)
+        journal.store.after_fork()
 
 
 if hasattr(os, "register_at_fork"):

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import ConfigError, JournalError
 from .dialect import POSTGRES
-from .rollups import fold_statements, stage_ddl
+from .rollups import fold_choices, stage_ddl
 from .schema import COLUMNS, MIGRATIONS, PG_MIGRATIONS, SCHEMA_VERSION, SQLITE_ONLY_MIGRATIONS, batch_carries
 from .sqlite import decode_row
 
@@ -57,9 +57,8 @@ def psycopg_sql(statement: str) -> str:
 
 # the rows a batch actually stored are those its INSERT … ON CONFLICT DO NOTHING returned; by (any row has tags,
 # any row has enforcement actions): a batch folds only into the rollups it can add to
-_FOLD: Final = {(tags, enforced): tuple(psycopg_sql(pg_statement(statement)) for statement in fold_statements(
-    "events.id = ANY(?)", POSTGRES, tags=tags, enforcement=enforced)) for tags in (False, True) for enforced in (
-    False, True)}
+_FOLD: Final = {carries: tuple(psycopg_sql(pg_statement(statement)) for statement in statements)
+                 for carries, statements in fold_choices("events.id = ANY(?)", POSTGRES).items()}
 
 
 def connect(url: str, *, read_only: bool = False) -> Any:
@@ -258,6 +257,13 @@ class PostgresStore:
     def json_text(self, column: str) -> str:
         """SQL for the text of key ``?`` of the JSON object in ``column`` (the key is the parameter)."""
         return f"(({column})::jsonb ->> ?)"
+
+    def after_fork(self) -> None:
+        """In a forked child: the parent's connections are not this process's (closing them would end the
+        parent's sessions); the child opens its own."""
+        self._local = threading.local()
+        self._opened = []
+        self._opened_lock = threading.Lock()
 
     def close(self) -> None:
         """Close every thread's connection; the store reconnects if used again."""

@@ -29,6 +29,7 @@ __all__ = [
     "ROLLUP_MIGRATION",
     "ROLLUP_TABLES",
     "STAGE_DDL",
+    "fold_choices",
     "fold_statements",
     "rollup_migration",
     "stage_ddl",
@@ -183,6 +184,12 @@ def fold_statements(where: str, d: Dialect = SQLITE, *, tags: bool = True, enfor
     folds = (statement for table, statement in _FOLDS[d.name].items() if tags or table not in TAG_ROLLUPS)
     return (f"DELETE FROM {d.stage_table}", stage, *folds, f"DELETE FROM {d.stage_table}",
             *((_enforcement_fold(where, d),) if enforcement else ()))
+
+
+def fold_choices(where: str, d: Dialect = SQLITE) -> dict[tuple[bool, bool], tuple[str, ...]]:
+    """:func:`fold_statements` for each (tags, enforcement) pair, as :func:`~.schema.batch_carries` names a batch."""
+    return {(tags, enforced): fold_statements(where, d, tags=tags, enforcement=enforced)
+            for tags in (False, True) for enforced in (False, True)}
 
 
 # Enforcement actions per hour (one row per action a call carries; a call can carry several): the dashboard's

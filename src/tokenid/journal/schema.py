@@ -101,6 +101,7 @@ def batch_carries(rows: Sequence[Sequence[object]]) -> tuple[bool, bool]:
     """(some row has tags, some row has enforcement actions): which rollups a batch of rows can add to."""
     return (any(row[_TAGS] is not None for row in rows), any(row[_ENFORCEMENT] is not None for row in rows))
 
+
 _CREATE_EVENTS = "CREATE TABLE events (\n  " + ",\n  ".join(
     f"{n} {t}" for n, t in _COLUMN_TYPES[:_V1_COLUMN_COUNT]) + "\n)"
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import JournalError
-from .rollups import STAGE_DDL, fold_statements
+from .rollups import STAGE_DDL, fold_choices
 from .schema import BOOL_COLUMNS, COLUMNS, JSON_COLUMNS, MIGRATIONS, SCHEMA_VERSION, batch_carries
 
 __all__ = ["SQLiteStore"]
@@ -34,8 +34,7 @@ _BUSY_TIMEOUT_MS = 60_000
 _PAGE_SIZE = 16384
 # the rows a batch actually stored are those above the largest rowid before it (stored ids are skipped); by
 # (any row has tags, any row has enforcement actions): a batch folds only into the rollups it can add to
-_FOLD = {(tags, enforced): fold_statements("events.rowid > :after", tags=tags, enforcement=enforced)
-         for tags in (False, True) for enforced in (False, True)}
+_FOLD = fold_choices("events.rowid > :after")
 
 
 class SQLiteStore:
@@ -143,6 +142,11 @@ class SQLiteStore:
     def json_text(self, column: str) -> str:
         """SQL for the text of key ``?`` of the JSON object in ``column`` (the key is the parameter)."""
         return f"json_extract({column}, '$.\"' || ? || '\"')"
+
+    def after_fork(self) -> None:
+        """In a forked child: the parent's connections and checkpointer thread are not this process's."""
+        self._local = threading.local()
+        self.checkpointer = Checkpointer(self.path)
 
     def close(self) -> None:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)

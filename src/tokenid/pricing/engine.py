@@ -151,15 +151,14 @@ class _Plan:
 
     snapshot: DataSnapshot
     max_input: int
-    rates: Rates
-    multiplier: Decimal | None
-    result: PriceResult
+    result: PriceResult  # the first call's: its rates and multiplier price the next ones
 
     def price(self, usage: Usage) -> PriceResult:
-        cost = price_tokens(self.rates, split_tokens(usage))
-        if self.multiplier is not None:
-            cost = _CTX.multiply(cost, self.multiplier)
         r = self.result
+        assert r.rates is not None
+        cost = price_tokens(r.rates, split_tokens(usage))
+        if r.multiplier is not None and r.multiplier != _ONE:
+            cost = _CTX.multiply(cost, r.multiplier)
         return PriceResult(tidy(cost), r.canonical_model, r.deployment_type, r.resolved_by, r.price_source, None,
                            r.multiplier, r.rates, (), None, r.unpriced_units, r.meters)
 
@@ -366,7 +365,7 @@ class Pricer:
             day = (at or datetime.now(tz=timezone.utc)).date()
             plan_key = (provider, deployment, model_served, model_requested, service_tier, region, batch, day)
             plan = self._plans.get(plan_key)
-            if plan is not None and usage.input_tokens <= plan.max_input and plan.snapshot is self._snapshot \
+            if plan is not None and usage.input_tokens <= plan.max_input \
                     and catalog.current_snapshot() is plan.snapshot:
                 try:
                     return plan.price(usage)
@@ -483,8 +482,7 @@ class Pricer:
             tiers = dated.rates.tiers if dated is not None and dated.rates is not None else ()
             first_tier = min((t for t, _ in tiers), default=sys.maxsize)
             if usage.input_tokens <= first_tier:  # base rates: what a plan may reuse below the first tier
-                plan = _Plan(self._snapshot, first_tier, rates,
-                             multiplier if multiplier is not None and multiplier != _ONE else None, result)
+                plan = _Plan(self._snapshot, first_tier, result)
         return result, plan
 
     def _retail_uncached(self, canonical: str, deployment_type: str, region: str | None, day: date,
