@@ -12,10 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tokenid import Journal, JournalError
 from tokenid.journal import COLUMNS
-from tokenid.journal.schema import SCHEMA_VERSION
+from tokenid.journal.schema import INT_COLUMNS, SCHEMA_VERSION
+from tokenid.journal.sqlite import SQLiteStore
 
 
 class Row:
@@ -261,3 +264,67 @@ def test_a_steady_stream_of_calls_is_written_a_batch_per_interval(tmp_path: Path
     assert j.flush(10)
     assert sum(batches) == n and len(j.events()) == n
     assert len(batches) <= 8, batches  # 1.5 s at 0.3 s a wake-up, and the final flush
+
+
+_REQUIRED = {"id", "started_at", "provider", "endpoint", "usage_source", "status"}
+_REAL = {"latency_ms", "ttft_ms"}
+_JSON = {"tags": '{"team": ""}', "units": "{}", "enforcement": "[]", "route": "{}", "content": "{}"}
+
+
+@st.composite
+def _rows(draw: st.DrawFn) -> list[tuple[Any, ...]]:
+    """Rows that leave different columns NULL, with falsy values (0, "", 0.0) where a value is set."""
+    rows = []
+    for n in range(draw(st.integers(1, 40))):
+        row: list[Any] = []
+        for column in COLUMNS:
+            if column == "id":
+                row.append(f"{n:032x}")
+            elif column == "started_at":
+                row.append(f"2026-11-23T10:00:{n % 60:02d}.000000Z")
+            elif column not in _REQUIRED and draw(st.booleans()):
+                row.append(None)
+            elif column in INT_COLUMNS:
+                row.append(draw(st.sampled_from([0, 1, -5, 2**40])))
+            elif column in _JSON:
+                row.append(_JSON[column])
+            elif column in _REAL:
+                row.append(draw(st.sampled_from([0.0, 1.5, 1234.25])))
+            else:
+                row.append(draw(st.sampled_from(["", "x", "ü", "0"])))
+        rows.append(tuple(row))
+    return rows
+
+
+@settings(max_examples=40, deadline=None)
+@given(rows=_rows())
+def test_rows_leaving_different_columns_null_are_stored_exactly(tmp_path_factory: pytest.TempPathFactory,
+                                                                 rows: list[tuple[Any, ...]]) -> None:
+    # The store names only the columns a row sets (binding None is slow in Python's sqlite3): a batch mixing
+    # row shapes must still store every value, falsy ones included, and leave the rest NULL.
+    path = tmp_path_factory.mktemp("shapes") / "j.db"
+    store = SQLiteStore(path)
+    store.insert(rows)
+    conn = sqlite3.connect(path)
+    stored = {r[0]: r for r in conn.execute(f"SELECT {', '.join(COLUMNS)} FROM events")}
+    conn.close()
+    store.close()
+    assert stored == {r[0]: r for r in rows}
+
+
+def test_a_row_that_sets_nothing_or_has_the_wrong_width_is_refused_not_half_stored(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "j.db")
+    with pytest.raises(sqlite3.IntegrityError, match="NOT NULL"):
+        store.insert([(None,) * len(COLUMNS)])
+    with pytest.raises(sqlite3.ProgrammingError, match=f"has {len(COLUMNS) + 1} values, not {len(COLUMNS)}"):
+        store.insert([(*Row(1).row, "extra")])
+    # through the journal, the refused row is kept apart and the rest of its batch is stored
+    j = Journal(tmp_path / "k.db")
+    nothing = Row(0)
+    nothing.row = (None,) * len(COLUMNS)
+    for item in (Row(1), nothing, Row(2)):
+        j.record(item)
+    assert j.flush(10)
+    assert [e["input_tokens"] for e in j.events()] == [1, 2]
+    assert j.stats["spooled"] == 1
+    j.close()
