@@ -10,26 +10,23 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import operator
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from ..errors import JournalError
 from .rollups import STAGE_DDL, fold_choices
 from .schema import BOOL_COLUMNS, COLUMNS, JSON_COLUMNS, MIGRATIONS, SCHEMA_VERSION, batch_carries
+from .shapes import STAGE_DDL as EVENT_STAGE_DDL
+from .shapes import insert_rows
 
 __all__ = ["SQLiteStore"]
 
 log = logging.getLogger("tokenid.journal")
 
-# An insert names only the columns its rows set (see _by_columns_set). Ids already stored are skipped (a spool
-# reloaded twice, a retried batch); any other constraint a row breaks is an error, so the writer can keep that
-# row apart instead of it vanishing (OR IGNORE would drop it silently).
-_NULLS = (None,) * len(COLUMNS)
 _BUSY_TIMEOUT_MS = 60_000
 # a new journal file's page size: fewer, larger pages make the writer's appends (wide rows, four indexes) cheaper
 _PAGE_SIZE = 16384
@@ -69,7 +66,8 @@ class SQLiteStore:
             enable_wal(conn)
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA wal_autocheckpoint = 0")  # the checkpointer's job, off this thread
-            conn.execute(STAGE_DDL)  # a per-connection scratch table: no write to the journal file
+            conn.execute(STAGE_DDL)  # per-connection scratch tables: no write to the journal file
+            conn.execute(EVENT_STAGE_DDL)
             self._local.conn = conn
         return conn
 
@@ -100,8 +98,7 @@ class SQLiteStore:
         conn.execute("BEGIN IMMEDIATE")
         try:
             before = conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM events").fetchone()[0]
-            for statement, values in _by_columns_set(rows):
-                conn.executemany(statement, values)
+            insert_rows(conn, rows)
             for statement in _FOLD[batch_carries(rows)]:
                 conn.execute(statement, {"after": before})
             conn.execute("COMMIT")
@@ -220,67 +217,6 @@ class Checkpointer:
                     self._restart_due = True
             except sqlite3.Error as exc:  # the next one copies what this one could not; nothing is lost
                 log.warning("tokenid: journal checkpoint failed (%s)", exc)
-
-
-def _by_columns_set(rows: Sequence[tuple[Any, ...]]) -> list[tuple[str, list[tuple[Any, ...]]]]:
-    """Rows grouped by the columns they set, each group with an INSERT naming only those columns.
-
-    Python's ``sqlite3`` binds ``None`` through its adaptation protocol (a key tuple, a dict lookup, two failed
-    attribute lookups), about 0.8 µs a value on CPython 3.11, and a typical event leaves 20 of its 55 columns
-    NULL: leaving them out of the statement roughly halves the cost of storing a row. A row is checked against
-    the previous row's shape first (are its NULL columns still NULL?), which is one C call; a value that is None
-    in a column the shape names is bound as NULL, so a looser shape is slower but never wrong. Rows of one shape
-    keep their order; a batch of several shapes is stored shape by shape (readers order by ``started_at`` and
-    ``id``, never by rowid).
-    """
-    width = len(COLUMNS)
-    groups: dict[_Shape, list[tuple[Any, ...]]] = {}
-    shape: _Shape | None = None
-    group: list[tuple[Any, ...]] = []
-    for row in rows:
-        if len(row) != width:
-            raise sqlite3.ProgrammingError(f"a journal row has {len(row)} values, not {width}")
-        if shape is None or shape.unset_of(row) != shape.unset:
-            shape = _Shape.of(row)
-            group = groups.setdefault(shape, [])
-        group.append(shape.values_of(row))
-    return [(shape.statement, group) for shape, group in groups.items()]
-
-
-class _Shape:
-    """The columns a kind of row sets: its INSERT, and C-speed getters for its values and its NULL columns."""
-
-    __slots__ = ("statement", "unset", "unset_of", "values_of")
-
-    def __init__(self, sets: tuple[bool, ...]) -> None:
-        named = [i for i, is_set in enumerate(sets) if is_set] or list(range(len(sets)))  # nothing set: all named
-        unnamed = [i for i in range(len(sets)) if i not in named]
-        self.values_of = _getter(named)
-        self.unset_of = _getter(unnamed)
-        self.unset = (None,) * len(unnamed)
-        names = [COLUMNS[i] for i in named]
-        self.statement = (f"INSERT INTO events ({', '.join(names)}) VALUES ({', '.join('?' * len(names))}) "
-                          "ON CONFLICT (id) DO NOTHING")
-
-    @classmethod
-    def of(cls, row: tuple[Any, ...]) -> _Shape:
-        sets = tuple(map(operator.is_not, row, _NULLS))
-        shape = _SHAPES.get(sets)
-        if shape is None:
-            if len(_SHAPES) >= 512:  # row shapes are few in practice; odd ones must not grow this without end
-                _SHAPES.clear()
-            shape = _SHAPES[sets] = cls(sets)
-        return shape
-
-
-_SHAPES: dict[tuple[bool, ...], _Shape] = {}  # which columns a row sets -> its shape
-
-
-def _getter(positions: list[int]) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
-    """The values at ``positions`` of a row, as a tuple (``itemgetter`` returns a bare value for one position)."""
-    if len(positions) > 1:
-        return operator.itemgetter(*positions)
-    return lambda row: tuple(row[i] for i in positions)
 
 
 def enable_wal(conn: sqlite3.Connection) -> None:
