@@ -34,6 +34,8 @@ class Usage:
 
 
 def _int(value: object) -> int:
+    if type(value) is int:  # nearly always: one check on the caller's thread
+        return value if value >= 0 else 0
     # bool is an int subclass; a JSON true/false is never a token count
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return value

@@ -5,6 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tokenid.errors import ConfigError
 from tokenid.pricing import (
@@ -17,7 +19,7 @@ from tokenid.pricing import (
     price_tokens,
     split_tokens,
 )
-from tokenid.pricing.rates import tidy
+from tokenid.pricing.rates import _split_modalities, tidy
 from tokenid.usage import Usage
 
 D = Decimal
@@ -198,3 +200,16 @@ def test_scaled_multiplies_every_set_rate() -> None:
 def test_tidy_keeps_value_and_drops_trailing_zeros(raw: str, text: str) -> None:
     assert str(tidy(D(raw))) == text
     assert tidy(D(raw)) == D(raw)
+
+
+_COUNT = st.integers(-5, 10_000)
+
+
+@given(inp=_COUNT, cached=_COUNT, out=_COUNT, reasoning=_COUNT, total=st.none() | _COUNT)
+def test_a_text_only_call_splits_as_the_general_split_would(inp: int, cached: int, out: int, reasoning: int,
+                                                             total: int | None) -> None:
+    # split_tokens has a short path for calls without audio, image or cache-write tokens: it must agree with the
+    # general split on every such call, malformed counts (negative, cached above input) included
+    usage = Usage(input_tokens=inp, cached_input_tokens=cached, output_tokens=out, reasoning_tokens=reasoning,
+                  total_tokens=total)
+    assert split_tokens(usage) == _split_modalities(usage)

@@ -173,6 +173,17 @@ def split_tokens(usage: Usage) -> tuple[int, ...]:
     audio, then cached image. Counts that exceed their parent (malformed usage) are clipped to it rather than
     producing negative buckets.
     """
+    if not (usage.audio_input_tokens or usage.image_input_tokens or usage.cache_write_tokens
+            or usage.cached_audio_input_tokens or usage.audio_output_tokens):
+        # text only, the usual case: what the general split below gives then, in a quarter of the time
+        inp = max(usage.input_tokens, 0)
+        cached = min(max(usage.cached_input_tokens, 0), inp)
+        return (inp - cached, cached, 0, 0, 0, 0, 0, max(usage.output_tokens, 0), 0)
+    return _split_modalities(usage)
+
+
+def _split_modalities(usage: Usage) -> tuple[int, ...]:
+    """:func:`split_tokens` for a call that reports audio, image or cache-write tokens."""
     inp = max(usage.input_tokens, 0)
     out = max(usage.output_tokens, 0)
     audio = min(max(usage.audio_input_tokens, 0), inp)
