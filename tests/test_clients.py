@@ -334,3 +334,24 @@ def test_a_pricing_failure_never_breaks_the_call(sim: Any, journal: Journal, mon
     assert row["cost_usd"] is None and row["unpriced_reason"] == "pricing failed: ZeroDivisionError"
     assert row["usage_source"] == "reported"
     assert row["output_tokens"] == reply.usage.completion_tokens  # type: ignore[union-attr]
+
+
+class _UsageRaises(openai.BaseModel):
+    """A caller's own response model (the SDK asks for its base class) whose ``usage`` raises when read."""
+
+    @property
+    def usage(self) -> Any:
+        raise RuntimeError("a property that raises")
+
+
+def test_a_response_model_that_raises_on_usage_never_breaks_the_call(sim: Any, journal: Journal) -> None:
+    # The usage of a parsed response is read on the caller's thread; a model that raises there must not reach
+    # the caller, and the writer then reads the usage from the body instead.
+    client = make_client("openai", sim, journal, session_id="odd-model")
+    reply = client.post("/chat/completions", cast_to=_UsageRaises,
+                        body={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]})
+    client.close()
+    assert isinstance(reply, _UsageRaises)
+    (row,) = journal.events(session_id="odd-model")
+    assert row["status"] == "ok" and row["usage_source"] == "reported"
+    assert row["input_tokens"] > 0 and row["output_tokens"] > 0 and row["cost_usd"] is not None

@@ -428,12 +428,15 @@ class Call:
         """
         self.returned = True
         if not self.stream and isinstance(result, pydantic.BaseModel):
-            usage = usage_from_json(getattr(result, "usage", None))
-            if usage is not None:
-                model = getattr(result, "model", None)
-                tier = getattr(result, "service_tier", None)
-                self.parsed = (usage, model if isinstance(model, str) and model else None,
-                               tier if isinstance(tier, str) else None)
+            try:
+                usage = usage_from_json(getattr(result, "usage", None))
+                if usage is not None:
+                    model = getattr(result, "model", None)
+                    tier = getattr(result, "service_tier", None)
+                    self.parsed = (usage, model if isinstance(model, str) and model else None,
+                                   tier if isinstance(tier, str) else None)
+            except Exception as exc:  # a caller's own model type may misbehave: the writer reads the body instead
+                log.warning("tokenid: usage not read from the parsed response (%s: %s)", type(exc).__name__, exc)
         if self.complete or self.body is not None:
             self.finish()
 

@@ -20,8 +20,7 @@ from typing import Any
 from ..errors import JournalError
 from .rollups import STAGE_DDL, fold_choices
 from .schema import BOOL_COLUMNS, COLUMNS, JSON_COLUMNS, MIGRATIONS, SCHEMA_VERSION, batch_carries
-from .shapes import STAGE_DDL as EVENT_STAGE_DDL
-from .shapes import insert_rows
+from .shapes import EVENT_STAGE_DDL, insert_rows
 
 __all__ = ["SQLiteStore"]
 

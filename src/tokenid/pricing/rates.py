@@ -183,7 +183,7 @@ def split_tokens(usage: Usage) -> tuple[int, ...]:
 
 
 def _split_modalities(usage: Usage) -> tuple[int, ...]:
-    """:func:`split_tokens` for a call that reports audio, image or cache-write tokens."""
+    """:func:`split_tokens` for a call with any non-zero audio, image or cache-write count."""
     inp = max(usage.input_tokens, 0)
     out = max(usage.output_tokens, 0)
     audio = min(max(usage.audio_input_tokens, 0), inp)
