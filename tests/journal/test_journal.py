@@ -7,6 +7,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -265,6 +266,55 @@ def test_a_steady_stream_of_calls_is_written_a_batch_per_interval(tmp_path: Path
     assert j.flush(10)
     assert sum(batches) == n and len(j.events()) == n
     assert len(batches) <= 8, batches  # 1.5 s at 0.3 s a wake-up, and the final flush
+
+
+class Where(Row):
+    """Remembers which thread metered it."""
+
+    def __init__(self, n: int, seen: dict[int, str]) -> None:
+        super().__init__(n)
+        self.n, self.seen = n, seen
+
+    def to_row(self) -> tuple[Any, ...]:
+        self.seen[self.n] = threading.current_thread().name
+        return self.row
+
+
+def test_flush_writes_on_the_calling_thread_once_the_writer_is_between_batches(tmp_path: Path) -> None:
+    # The flushing thread waits anyway: it stores what is queued itself instead of handing it to the writer thread
+    # and back (a short-lived process that flushes after each request answers sooner).
+    j = Journal(tmp_path / "j.db", flush_interval=60)
+    seen: dict[int, str] = {}
+    j.record(Where(0, seen))  # starts the writer, which then sleeps for the interval
+    assert j._thread is not None and j._thread.is_alive()
+    for n in range(1, 200):
+        j.record(Where(n, seen))
+    assert j.flush(10)
+    assert len(j.events()) == 200 and j.stats["written"] == 200
+    assert set(seen.values()) == {threading.current_thread().name}
+
+
+def test_flushes_from_many_threads_beside_the_writer_store_each_call_once(tmp_path: Path) -> None:
+    j = Journal(tmp_path / "j.db", batch_size=50, flush_interval=0.01)
+    seen: dict[int, str] = {}
+    flushed: list[bool] = []
+
+    def work(first: int) -> None:
+        for n in range(first, first + 500):
+            j.record(Where(n, seen))
+            if n % 37 == 0:
+                flushed.append(j.flush(10))
+
+    threads = [threading.Thread(target=work, args=(k * 500,), name=f"caller-{k}") for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert j.flush(10) and all(flushed)
+    ids = [e["id"] for e in j.events()]
+    assert len(ids) == len(set(ids)) == 2000 and j.stats["written"] == 2000
+    assert len(seen) == 2000
+    assert any(name.startswith("caller-") for name in seen.values())  # flushing threads stored some themselves
 
 
 _REQUIRED = {"id", "started_at", "provider", "endpoint", "usage_source", "status"}

@@ -102,6 +102,9 @@ class Journal:
         self._wake = threading.Event()
         self._done = threading.Condition()
         self._start_lock = threading.Lock()
+        # held while a batch is taken from the queue and stored: by the writer, or by a thread flushing inline
+        self._batch_lock = threading.RLock()
+        self._inline_flush = getattr(self.store, "dialect", "sqlite") == "sqlite"
         self._thread: threading.Thread | None = None
         self._closed = False
         self.stats = {"written": 0, "spooled": 0, "row_errors": 0}
@@ -117,13 +120,29 @@ class Journal:
             self._wake.set()
 
     def flush(self, timeout: float | None = 30.0) -> bool:
-        """Write everything queued so far; True when it all reached the store (or the spool)."""
+        """Write everything queued so far; True when it all reached the store (or the spool).
+
+        With a SQLite journal the calling thread does the writing itself once the writer is between batches: it
+        is waiting anyway, and handing the work to the writer thread and back only adds thread switches (a
+        short-lived process that flushes after each request gets its answer sooner). ``timeout`` then bounds the
+        wait for the writer's batch; a file another process keeps locked can hold the insert itself up to SQLite's
+        busy timeout, as it would hold the writer. A server journal leaves the writing to the writer, so that
+        flushing threads do not each open a database connection.
+        """
         target = self._last_submitted
         thread = self._thread
         if thread is None or not thread.is_alive():
             self._drain()  # no writer (interpreter exit, after fork): write inline
             return self._processed >= target
         deadline = None if timeout is None else time.monotonic() + timeout
+        if self._inline_flush and self._batch_lock.acquire(timeout=-1 if timeout is None else max(timeout, 0)):
+            try:
+                while self._processed < target and self._queue:
+                    self._drain(len(self._queue))
+            finally:
+                self._batch_lock.release()
+            if self._processed >= target:
+                return True
         with self._done:
             while self._processed < target:
                 self._wake.set()
@@ -162,7 +181,8 @@ class Journal:
                 # only what is queued now: calls recorded while this runs wait for the next wake-up, so a steady
                 # stream of calls makes a batch per interval instead of a string of tiny ones (each batch has a
                 # fixed cost: a transaction and the rollup statements)
-                self._drain(len(self._queue))
+                with self._batch_lock:
+                    self._drain(len(self._queue))
             except Exception as exc:  # the writer must outlive any bug: what it holds stays queued
                 log.error("tokenid: journal writer error (%s: %s)", type(exc).__name__, exc)
 
