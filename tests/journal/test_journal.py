@@ -196,7 +196,7 @@ def test_a_row_the_store_refuses_is_spooled_alone(tmp_path: Path) -> None:
         j.record(item)
     j.flush()
     assert sorted(e["input_tokens"] for e in j.events()) == [1, 2, 4, 5]
-    assert j.stats == {"written": 4, "spooled": 1, "row_errors": 0}
+    assert j.stats == {"written": 4, "spooled": 1, "row_errors": 0, "lost": 0}
     (spooled,) = (tmp_path / "j.db.spool").glob("*.jsonl")
     assert json.loads(spooled.read_text())["input_tokens"] == 3
     j.close()
@@ -388,3 +388,27 @@ def test_a_row_that_sets_nothing_or_has_the_wrong_width_is_refused_not_half_stor
     assert [e["input_tokens"] for e in j.events()] == [1, 2]
     assert j.stats["spooled"] == 1
     j.close()
+
+
+class Hopeless(Row):
+    """Metering fails, and so does the fallback: a bug on top of a bug."""
+
+    def to_row(self) -> tuple[Any, ...]:
+        raise RuntimeError("metering bug")
+
+    def fallback_row(self, error: BaseException) -> tuple[Any, ...]:
+        raise RuntimeError("fallback bug")
+
+
+@pytest.mark.parametrize("interval", [60, 0.01])  # stored by the flushing thread; by the writer
+def test_a_call_that_cannot_become_any_row_is_counted_and_logged_and_the_rest_is_stored(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, interval: float) -> None:
+    j = Journal(tmp_path / "j.db", flush_interval=interval)
+    j.record(Row(0))  # starts the writer
+    j.record(Hopeless(1))
+    j.record(Row(2))
+    assert j.flush(10)  # the batch is not held up by it, and later flushes are not either
+    j.record(Row(3))
+    assert j.flush(10)
+    assert sorted(e["input_tokens"] for e in j.events()) == [0, 2, 3]
+    assert j.stats["lost"] == 1 and "could not be journaled at all" in caplog.text

@@ -107,7 +107,9 @@ class Journal:
         self._inline_flush = getattr(self.store, "dialect", "sqlite") == "sqlite"
         self._thread: threading.Thread | None = None
         self._closed = False
-        self.stats = {"written": 0, "spooled": 0, "row_errors": 0}
+        #: rows stored; rows kept in a spool file; calls whose metering failed (stored without usage); calls that
+        #: could not be turned into any row (logged as critical)
+        self.stats = {"written": 0, "spooled": 0, "row_errors": 0, "lost": 0}
 
     # -- the caller's side -------------------------------------------------------------------
     def record(self, item: Pending) -> None:
@@ -139,6 +141,8 @@ class Journal:
             try:
                 while self._processed < target and self._queue:
                     self._drain(len(self._queue))
+            except Exception as exc:  # as on the writer: a bug here is logged, never raised into the caller
+                log.error("tokenid: journal flush error (%s: %s)", type(exc).__name__, exc)
             finally:
                 self._batch_lock.release()
             if self._processed >= target:
@@ -204,7 +208,13 @@ class Journal:
                 try:
                     row = item.to_row()
                 except Exception as exc:  # a bug in metering must not lose the call: keep what is known
-                    row = self._fallback_row(item, exc)
+                    try:
+                        row = self._fallback_row(item, exc)
+                    except Exception as second:  # nothing left to store: say so loudly, and count it
+                        self.stats["lost"] += 1
+                        log.critical("tokenid: a call could not be journaled at all (metering failed: %s: %s; "
+                                     "then %s: %s)", type(exc).__name__, exc, type(second).__name__, second)
+                        continue
                 if isinstance(row, list):  # one response that bills many things (a batch output file)
                     rows.extend(row)
                 else:
