@@ -104,7 +104,6 @@ class Journal:
         self._start_lock = threading.Lock()
         # held while a batch is taken from the queue and stored: by the writer, or by a thread flushing inline
         self._batch_lock = threading.RLock()
-        self._inline_flush = getattr(self.store, "dialect", "sqlite") == "sqlite"
         self._thread: threading.Thread | None = None
         self._closed = False
         #: rows stored; rows kept in a spool file; calls whose metering failed (stored without usage); calls that
@@ -137,10 +136,10 @@ class Journal:
             self._drain()  # no writer (interpreter exit, after fork): write inline
             return self._processed >= target
         deadline = None if timeout is None else time.monotonic() + timeout
-        if self._inline_flush and self._batch_lock.acquire(timeout=-1 if timeout is None else max(timeout, 0)):
+        if getattr(self.store, "dialect", "sqlite") == "sqlite" and self._batch_lock.acquire(
+                timeout=-1 if timeout is None else max(timeout, 0)):
             try:
-                while self._processed < target and self._queue:
-                    self._drain(len(self._queue))
+                self._drain(target - self._processed)  # the queue's head is the first call not yet processed
             except Exception as exc:  # as on the writer: a bug here is logged, never raised into the caller
                 log.error("tokenid: journal flush error (%s: %s)", type(exc).__name__, exc)
             finally:
